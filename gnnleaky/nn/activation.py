@@ -1,0 +1,376 @@
+r"""Activation specs, one factory, and helpers for negative slopes.
+
+Every GNN layer in gnnleaky owns its activation. The kinds are resolved by name
+through :data:`ACTIVATIONS`:
+
+* ``"relu"``: :math:`\phi(x) = \max(0, x)` (slope 0 on the negative half).
+* ``"leaky_relu"``: :math:`\phi(x) = \max(0, x) + \alpha \min(0, x)` with a fixed
+  ``negative_slope`` :math:`\alpha`.
+* ``"prelu"``: the same with a learned :math:`\alpha`, one per layer
+  (``mode="layer"``) or one per channel (``mode="channel"``), optionally kept
+  inside ``bounds=(lo, hi)`` by a parametrization.
+* ``"identity"``: :math:`\phi(x) = x` (the linear limit :math:`\alpha = 1`).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn.utils import parametrize
+
+__all__ = [
+    "ACTIVATIONS",
+    "PReLU",
+    "SlopeBounds",
+    "activation",
+    "is_slope_parameter",
+    "param_groups",
+    "slope_l1",
+    "slope_parameters",
+    "slopes",
+]
+
+PRELU_MODES = ("layer", "channel")
+
+
+class SlopeBounds(torch.nn.Module):
+    r"""Parametrization that keeps a slope inside ``[lo, hi]`` whatever the optimizer does.
+
+    The free parameter :math:`\theta` is mapped to the slope by
+
+    .. math::
+        \alpha = \begin{cases}
+            lo + (hi - lo)\,\sigma(\theta) & lo, hi \text{ finite} \\
+            lo + \operatorname{softplus}(\theta) & hi = +\infty \\
+            hi - \operatorname{softplus}(\theta) & lo = -\infty
+        \end{cases}
+
+    so every value of :math:`\theta` (including after a huge gradient step) gives a
+    slope inside the interval. :meth:`right_inverse` maps a slope back to
+    :math:`\theta`, so assigning ``module.weight = value`` works as usual.
+
+    Args:
+        lo (float): Lower bound (may be ``-inf``).
+        hi (float): Upper bound (may be ``+inf``), ``lo <= hi``.
+
+    Example:
+        >>> b = SlopeBounds(0.0, 1.0)
+        >>> float(b(torch.tensor([-1e6, 0.0, 1e6])).min()) >= 0.0
+        True
+    """
+
+    def __init__(self, lo: float, hi: float) -> None:
+        super().__init__()
+        self.lo = float(lo)
+        self.hi = float(hi)
+
+    def forward(self, theta: Tensor) -> Tensor:
+        lo, hi = self.lo, self.hi
+        if lo == hi:
+            return torch.full_like(theta, lo) + 0.0 * theta
+        if math.isfinite(lo) and math.isfinite(hi):
+            return lo + (hi - lo) * torch.sigmoid(theta)
+        if math.isfinite(lo):
+            return lo + F.softplus(theta)
+        if math.isfinite(hi):
+            return hi - F.softplus(theta)
+        return theta
+
+    @torch.no_grad()
+    def right_inverse(self, value: Tensor) -> Tensor:
+        lo, hi = self.lo, self.hi
+        if lo == hi:
+            return torch.zeros_like(value)
+        # Values on a finite edge are mapped just inside it.
+        eps = 1e-6 * (hi - lo if math.isfinite(hi - lo) else 1.0)
+        if math.isfinite(lo) and math.isfinite(hi):
+            u = ((value - lo) / (hi - lo)).clamp(eps, 1 - eps)
+            return torch.log(u) - torch.log1p(-u)
+        if math.isfinite(lo):
+            d = (value - lo).clamp_min(eps)
+            return d + torch.log(-torch.expm1(-d))  # inverse softplus
+        if math.isfinite(hi):
+            d = (hi - value).clamp_min(eps)
+            return d + torch.log(-torch.expm1(-d))
+        return value.clone()
+
+    def extra_repr(self) -> str:
+        return f"lo={self.lo}, hi={self.hi}"
+
+
+class PReLU(torch.nn.PReLU):
+    r"""PReLU with a layer-wise or channel-wise learned slope and optional bounds.
+
+    .. math::
+        \phi(x)_c = \max(0, x_c) + \alpha_c \min(0, x_c)
+
+    with one :math:`\alpha` for the whole layer (``mode="layer"``) or one per channel
+    (``mode="channel"``, channels on dimension 1 as in PyG's ``[N, C]`` node features).
+    The slope tensor is ``self.weight`` (as in :class:`torch.nn.PReLU`); with ``bounds``
+    it is computed through :class:`SlopeBounds` and can never leave the interval.
+
+    Args:
+        mode (str, optional): ``"layer"`` or ``"channel"``. (default: ``"layer"``)
+        channels (int, optional): Number of channels; required for ``mode="channel"``.
+        init (float, optional): Initial slope. (default: ``0.25``, as in torch)
+        bounds (tuple, optional): ``(lo, hi)`` interval for the slope, e.g. ``(0, 1)``,
+            the regime in which the activation is 1-Lipschitz. (default: ``None``)
+
+    Shapes:
+        - **input:** :math:`(N, C)` or any shape with channels on dimension 1
+        - **output:** same as input
+
+    Example:
+        >>> act = PReLU(mode="channel", channels=4, init=0.1, bounds=(0.0, 1.0))
+        >>> act.weight.shape
+        torch.Size([4])
+        >>> act(torch.tensor([[-1.0, -2.0, 3.0, 0.0]])).tolist()[0][:2]  # doctest: +ELLIPSIS
+        [-0.1..., -0.2...]
+    """
+
+    def __init__(
+        self,
+        mode: str = "layer",
+        channels: int | None = None,
+        init: float = 0.25,
+        bounds: tuple[float, float] | None = None,
+    ) -> None:
+        if mode not in PRELU_MODES:
+            raise ValueError(f"mode must be one of {PRELU_MODES}, got {mode!r}")
+        if mode == "channel":
+            if channels is None or int(channels) < 1:
+                raise ValueError(
+                    f"channels must be a positive int for mode='channel', got {channels!r}"
+                )
+            num_parameters = int(channels)
+        else:
+            num_parameters = 1
+        init = _finite_float("init", init)
+        bounds = _check_bounds(bounds)
+        if bounds is not None and not (bounds[0] <= init <= bounds[1]):
+            raise ValueError(f"init={init} must lie inside bounds={bounds}")
+        super().__init__(num_parameters=num_parameters, init=init)
+        self.mode = mode
+        self.bounds = bounds
+        if bounds is not None:
+            parametrize.register_parametrization(self, "weight", SlopeBounds(*bounds))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # torch.nn.PReLU.__init__ calls this before the parametrization exists.
+        with torch.no_grad():
+            if parametrize.is_parametrized(self, "weight"):
+                self.weight = torch.full((self.num_parameters,), float(self.init))
+            else:
+                self.weight.fill_(float(self.init))
+
+    def extra_repr(self) -> str:
+        s = f"mode={self.mode!r}, num_parameters={self.num_parameters}, init={self.init}"
+        return s + (f", bounds={self.bounds}" if self.bounds is not None else "")
+
+
+def _finite_float(name: str, value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite float, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite float, got {value!r}")
+    return v
+
+
+def _check_bounds(bounds: Any) -> tuple[float, float] | None:
+    if bounds is None:
+        return None
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"bounds must be a pair (lo, hi) of floats, got {bounds!r}") from None
+    if math.isnan(lo) or math.isnan(hi):
+        raise ValueError(f"bounds must not contain NaN, got {bounds!r}")
+    if lo > hi:
+        raise ValueError(f"bounds must satisfy lo <= hi, got lo={lo} > hi={hi}")
+    return (lo, hi)
+
+
+def _relu() -> torch.nn.Module:
+    return torch.nn.ReLU()
+
+
+def _leaky_relu(negative_slope: float = 0.01) -> torch.nn.Module:
+    return torch.nn.LeakyReLU(_finite_float("negative_slope", negative_slope))
+
+
+def _prelu(
+    mode: str = "layer",
+    init: float = 0.25,
+    bounds: tuple[float, float] | None = None,
+    channels: int | None = None,
+) -> torch.nn.Module:
+    return PReLU(mode=mode, channels=channels, init=init, bounds=bounds)
+
+
+def _identity() -> torch.nn.Module:
+    return torch.nn.Identity()
+
+
+#: Registry of activation kinds: name -> (builder, accepted keyword arguments).
+ACTIVATIONS: dict[str, tuple[Callable[..., torch.nn.Module], tuple[str, ...]]] = {
+    "relu": (_relu, ()),
+    "leaky_relu": (_leaky_relu, ("negative_slope",)),
+    "prelu": (_prelu, ("mode", "init", "bounds")),
+    "identity": (_identity, ()),
+}
+_ALIASES = {"leaky": "leaky_relu", "leakyrelu": "leaky_relu", "linear": "identity"}
+
+
+def activation(
+    act: str | torch.nn.Module | None,
+    channels: int | None = None,
+    **kwargs: Any,
+) -> torch.nn.Module:
+    r"""Build a fresh activation module from a name (or copy a given module).
+
+    Args:
+        act (str or torch.nn.Module or None): One of :data:`ACTIVATIONS`
+            (``"relu"``, ``"leaky_relu"``, ``"prelu"``, ``"identity"``), or a module
+            that is deep-copied so that each caller owns its own instance.
+            ``None`` means identity.
+        channels (int, optional): Width of the features the activation sees; used by
+            ``prelu`` with ``mode="channel"``.
+        **kwargs: Arguments of the kind: ``negative_slope`` for ``leaky_relu``;
+            ``mode``, ``init``, ``bounds`` for ``prelu``.
+
+    Example:
+        >>> activation("leaky_relu", negative_slope=0.2)
+        LeakyReLU(negative_slope=0.2)
+        >>> activation("prelu", channels=8, mode="channel", init=0.1).weight.shape
+        torch.Size([8])
+    """
+    if act is None:
+        act = "identity"
+    if isinstance(act, torch.nn.Module):
+        if kwargs:
+            raise ValueError(
+                f"act_kwargs {sorted(kwargs)} cannot be applied to an activation module"
+            )
+        return copy.deepcopy(act)
+    if not isinstance(act, str):
+        raise ValueError(
+            f"act must be a str in {sorted(ACTIVATIONS)} or a torch.nn.Module, got {act!r}"
+        )
+    name = act.lower().replace("-", "_")
+    name = _ALIASES.get(name, name)
+    if name not in ACTIVATIONS:
+        raise ValueError(f"act must be one of {sorted(ACTIVATIONS)}, got {act!r}")
+    builder, allowed = ACTIVATIONS[name]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"act_kwargs {unknown} are not accepted by act={name!r}; allowed: {list(allowed)}"
+        )
+    if name == "prelu":
+        kwargs["channels"] = channels
+    return builder(**kwargs)
+
+
+def _is_prelu(module: torch.nn.Module) -> bool:
+    return isinstance(module, torch.nn.PReLU)
+
+
+def slopes(model: torch.nn.Module) -> OrderedDict[str, Tensor]:
+    r"""Every activation's negative slope, keyed by the module's qualified name.
+
+    ReLU gives ``0``, Leaky ReLU its fixed ``negative_slope``, identity ``1`` and PReLU
+    its current (bounded) slope tensor, which keeps its autograd graph so it can enter
+    a loss. Other modules are skipped.
+
+    Example:
+        >>> from gnnleaky.nn import LeakyGNN
+        >>> m = LeakyGNN(4, 8, 3, 2, act="prelu", act_kwargs={"init": 0.1})
+        >>> {k: round(float(v), 2) for k, v in slopes(m).items()}
+        {'acts.0': 0.1, 'acts.1': 0.1}
+    """
+    out: OrderedDict[str, Tensor] = OrderedDict()
+    for name, module in model.named_modules():
+        if _is_prelu(module):
+            out[name] = module.weight
+        elif isinstance(module, torch.nn.LeakyReLU):
+            out[name] = torch.tensor([module.negative_slope])
+        elif isinstance(module, torch.nn.ReLU):
+            out[name] = torch.zeros(1)
+        elif isinstance(module, torch.nn.Identity) and name.split(".")[0] == "acts":
+            out[name] = torch.ones(1)
+    return out
+
+
+def slope_l1(model: torch.nn.Module) -> Tensor:
+    r"""L1 penalty over all learned (PReLU) slopes of a model.
+
+    .. math::
+        \mathcal{R}(\theta) = \sum_{\ell} \sum_{c} |\alpha_{\ell, c}|
+
+    Adding ``lam * slope_l1(model)`` to the loss pushes slopes to 0, turning units
+    into ReLUs where the data does not need the negative half (slope gating).
+
+    Example:
+        >>> from gnnleaky.nn import LeakyGNN
+        >>> m = LeakyGNN(4, 8, 3, 2, act="prelu", act_kwargs={"init": -0.5})
+        >>> float(slope_l1(m))
+        1.0
+    """
+    terms = [m.weight.abs().sum() for m in model.modules() if _is_prelu(m)]
+    if not terms:
+        return torch.zeros(())
+    return torch.stack(terms).sum()
+
+
+def slope_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The free parameters behind every PReLU slope (the raw ones when bounded)."""
+    seen: dict[int, torch.nn.Parameter] = {}
+    for m in model.modules():
+        if _is_prelu(m):
+            for p in m.parameters():
+                seen.setdefault(id(p), p)
+    return list(seen.values())
+
+
+def is_slope_parameter(model: torch.nn.Module) -> Callable[[torch.nn.Parameter], bool]:
+    """A predicate telling whether a parameter of ``model`` is a slope parameter."""
+    ids = {id(p) for p in slope_parameters(model)}
+    return lambda p: id(p) in ids
+
+
+def param_groups(
+    model: torch.nn.Module,
+    weight_decay: float = 0.0,
+    slope_weight_decay: float = 0.0,
+    params: Iterable[torch.nn.Parameter] | None = None,
+) -> list[dict[str, Any]]:
+    r"""Optimizer parameter groups that exempt PReLU slopes from weight decay.
+
+    Weight decay pulls slopes to 0 (towards ReLU) as a side effect of regularizing
+    weights; keep it off the slopes unless asked for.
+
+    Example:
+        >>> from gnnleaky.nn import LeakyGNN
+        >>> m = LeakyGNN(4, 8, 3, 2, act="prelu")
+        >>> opt = torch.optim.Adam(param_groups(m, weight_decay=5e-4), lr=0.01)
+        >>> [g["weight_decay"] for g in opt.param_groups]
+        [0.0005, 0.0]
+    """
+    _finite_float("weight_decay", weight_decay)
+    is_slope = is_slope_parameter(model)
+    params = list(model.parameters() if params is None else params)
+    rest = [p for p in params if not is_slope(p)]
+    slope = [p for p in params if is_slope(p)]
+    groups = [{"params": rest, "weight_decay": float(weight_decay)}]
+    if slope:
+        groups.append({"params": slope, "weight_decay": float(slope_weight_decay)})
+    return groups

@@ -1,0 +1,68 @@
+"""Input checks shared by layers, spectral tools and training.
+
+Each check raises a :class:`ValueError` that names the argument and what is allowed,
+so that bad input never turns into a crash deep inside a kernel or a silent wrong number.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["check_edge_index", "check_edge_weight", "check_features", "check_graph"]
+
+
+def check_features(x: Tensor, name: str = "x", *, finite: bool = True) -> Tensor:
+    """Check node features: a 2-D floating tensor ``[N, C]``, finite by default."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape [N, C], got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"{name} must have shape [N, C], got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if finite and x.numel() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or Inf values")
+    return x
+
+
+def check_edge_index(edge_index: Tensor, num_nodes: int, name: str = "edge_index") -> Tensor:
+    """Check an edge index: integer dtype, shape ``[2, E]``, entries in ``[0, num_nodes)``."""
+    if not isinstance(edge_index, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape [2, E], got "
+                         f"{type(edge_index).__name__}")
+    if edge_index.is_floating_point() or edge_index.dtype == torch.bool:
+        raise ValueError(f"{name} must have an integer dtype (torch.long), got {edge_index.dtype}")
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"{name} must have shape [2, E], got shape {tuple(edge_index.shape)}")
+    if edge_index.numel():
+        lo, hi = int(edge_index.min()), int(edge_index.max())
+        if lo < 0:
+            raise ValueError(f"{name} contains negative node indices (min {lo})")
+        if hi >= num_nodes:
+            raise ValueError(
+                f"{name} refers to node {hi} but the graph has num_nodes={num_nodes} "
+                f"(allowed: 0..{num_nodes - 1})"
+            )
+    return edge_index
+
+
+def check_edge_weight(edge_weight: Tensor | None, num_edges: int,
+                      name: str = "edge_weight") -> Tensor | None:
+    """Check edge weights: ``None`` or a finite 1-D tensor with one entry per edge."""
+    if edge_weight is None:
+        return None
+    if not isinstance(edge_weight, Tensor) or edge_weight.dim() != 1:
+        raise ValueError(f"{name} must be a 1-D tensor of shape [E]")
+    if edge_weight.numel() != num_edges:
+        raise ValueError(f"{name} has {edge_weight.numel()} entries but there are "
+                         f"{num_edges} edges")
+    if not bool(torch.isfinite(edge_weight).all()):
+        raise ValueError(f"{name} contains NaN or Inf values")
+    return edge_weight
+
+
+def check_graph(x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
+                *, finite: bool = True) -> None:
+    """Check features, edge index and edge weights of one graph together."""
+    check_features(x, finite=finite)
+    check_edge_index(edge_index, x.size(0))
+    check_edge_weight(edge_weight, edge_index.size(1))

@@ -1,0 +1,98 @@
+import math
+
+import pytest
+import torch
+
+from gnnleaky.nn import LeakyGNN, PReLU, activation, param_groups, slope_l1, slopes
+from gnnleaky.nn.activation import slope_parameters
+
+
+def test_kinds_compute_the_right_function():
+    x = torch.tensor([[-2.0, -0.5, 0.0, 3.0]])
+    assert activation("relu")(x).tolist() == [[0.0, 0.0, 0.0, 3.0]]
+    assert torch.allclose(activation("leaky_relu", negative_slope=0.2)(x),
+                          torch.tensor([[-0.4, -0.1, 0.0, 3.0]]))
+    p = activation("prelu", channels=4, mode="channel", init=0.3)
+    with torch.no_grad():
+        p.weight.copy_(torch.tensor([0.1, 0.2, 0.3, 0.4]))
+    assert torch.allclose(p(x), torch.tensor([[-0.2, -0.1, 0.0, 3.0]]))
+    assert torch.equal(activation("identity")(x), x)
+
+
+def test_each_call_builds_a_fresh_instance():
+    a = activation("prelu")
+    b = activation("prelu")
+    assert a.weight is not b.weight
+    mod = torch.nn.PReLU()
+    assert activation(mod).weight is not mod.weight
+
+
+@pytest.mark.parametrize("bounds", [(0.0, 1.0), (-0.5, 0.25), (0.0, math.inf), (-math.inf, 0.3)])
+def test_bounds_hold_under_huge_steps(bounds):
+    lo, hi = bounds
+    init = 0.1 if lo <= 0.1 <= hi else (lo if math.isfinite(lo) else hi)
+    p = PReLU(mode="channel", channels=5, init=init, bounds=bounds)
+    assert torch.allclose(p.weight, torch.full((5,), init), atol=1e-5)
+    opt = torch.optim.SGD(p.parameters(), lr=1e4)
+    for sign in (1.0, -1.0, 1.0):
+        loss = sign * 1e3 * p.weight.sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        w = p.weight.detach()
+        assert bool(torch.isfinite(w).all())
+        # Compared in the slope's own dtype: float32(0.3) is a hair above 0.3.
+        assert bool((w >= torch.tensor(lo)).all()) and bool((w <= torch.tensor(hi)).all())
+
+
+def test_reset_parameters_restores_init():
+    p = PReLU(init=0.2, bounds=(0.0, 1.0))
+    p.weight = torch.tensor([0.9])
+    p.reset_parameters()
+    assert abs(float(p.weight.detach()) - 0.2) < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"act": "swish"}, "act must be one of"),
+        ({"act": "leaky_relu", "negative_slope": float("nan")}, "negative_slope"),
+        ({"act": "leaky_relu", "negative_slope": float("inf")}, "negative_slope"),
+        ({"act": "prelu", "mode": "node"}, "mode must be one of"),
+        ({"act": "prelu", "bounds": (1.0, 0.0)}, "lo <= hi"),
+        ({"act": "prelu", "init": 2.0, "bounds": (0.0, 1.0)}, "inside bounds"),
+        ({"act": "prelu", "mode": "channel"}, "channels"),
+        ({"act": "relu", "negative_slope": 0.1}, "not accepted by act='relu'"),
+        ({"act": 3}, "act must be"),
+    ],
+)
+def test_bad_activation_arguments(kwargs, match):
+    kwargs = dict(kwargs)
+    with pytest.raises(ValueError, match=match):
+        activation(kwargs.pop("act"), **kwargs)
+
+
+def test_slopes_by_layer():
+    m = LeakyGNN(3, 4, 3, 2, act="leaky_relu", act_kwargs={"negative_slope": 0.3})
+    s = slopes(m)
+    assert list(s) == ["acts.0", "acts.1"]
+    assert all(abs(float(v) - 0.3) < 1e-7 for v in s.values())
+    assert all(float(v) == 0.0 for v in slopes(LeakyGNN(3, 4, 3, 2)).values())
+
+
+def test_param_groups_exempt_bounded_slopes():
+    m = LeakyGNN(3, 4, 3, 2, act="prelu", act_kwargs={"bounds": (0.0, 1.0)})
+    groups = param_groups(m, weight_decay=0.1)
+    slope_ids = {id(p) for p in slope_parameters(m)}
+    assert {id(p) for p in groups[1]["params"]} == slope_ids
+    assert groups[1]["weight_decay"] == 0.0
+    assert not slope_ids & {id(p) for p in groups[0]["params"]}
+    assert len(groups[0]["params"]) + len(groups[1]["params"]) == len(list(m.parameters()))
+
+
+def test_slope_l1_value_and_grad():
+    m = LeakyGNN(3, 4, 3, 2, act="prelu", act_kwargs={"mode": "channel", "init": -0.5})
+    pen = slope_l1(m)
+    assert float(pen) == pytest.approx(0.5 * 4 * 2)
+    pen.backward()
+    assert all(torch.equal(p.grad, -torch.ones(4)) for p in slope_parameters(m))
