@@ -1,0 +1,395 @@
+"""Sweep and run configurations: frozen dataclasses, YAML in/out, grid expansion, run keys.
+
+A :class:`SweepConfig` is the grid a user writes (YAML preset + CLI overrides); it expands
+into :class:`RunConfig` objects, one per trained model. A run is identified by a stable
+hash of its full config (:attr:`RunConfig.key`), so a restarted sweep skips what is done.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["ACTIVATION_KINDS", "ConfigError", "RunConfig", "SweepConfig", "load_config"]
+
+#: Activation kinds of a sweep: name -> (activation name, PReLU mode).
+ACTIVATION_KINDS: dict[str, tuple[str, str | None]] = {
+    "relu": ("relu", None),
+    "leaky_relu": ("leaky_relu", None),
+    "prelu_layer": ("prelu", "layer"),
+    "prelu_channel": ("prelu", "channel"),
+}
+_KIND_ALIASES = {"leaky": "leaky_relu", "prelu": "prelu_layer", "prelu-layer": "prelu_layer",
+                 "prelu-channel": "prelu_channel"}
+_METRICS = ("dirichlet", "dirichlet_sym", "rayleigh", "hf_ratio", "mad", "effective_rank", "norm")
+_CONVS = ("gcn", "sage", "gat", "gin", "gcnii")
+
+
+class ConfigError(ValueError):
+    """A sweep configuration is invalid (raised before any run starts)."""
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, float):
+        return repr(float(value))  # exact, platform-independent text
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def _freeze(params: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((str(k), v) for k, v in (params or {}).items()))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run (one model, one seed).
+
+    Args mirror :class:`SweepConfig`; ``act`` is ``"relu"``, ``"leaky_relu"`` or
+    ``"prelu"``; ``negative_slope`` is the fixed slope of a Leaky ReLU or the initial
+    slope of a PReLU (0 for ReLU); ``prelu_mode`` is ``"layer"`` or ``"channel"``.
+
+    Example:
+        >>> r = RunConfig(dataset="csbm", num_layers=4, act="leaky_relu", negative_slope=0.2)
+        >>> len(r.key), r.key == RunConfig(**r.to_dict()).key
+        (16, True)
+    """
+
+    dataset: str = "csbm"
+    dataset_params: tuple[tuple[str, Any], ...] = ()
+    dataset_label: str = ""
+    split: int = 0
+    conv: str = "gcn"
+    num_layers: int = 2
+    hidden_channels: int = 64
+    act: str = "relu"
+    negative_slope: float = 0.0
+    prelu_mode: str | None = None
+    prelu_bounds: tuple[float, float] | None = None
+    dropout: float = 0.5
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    epochs: int = 200
+    patience: int | None = 100
+    seed: int = 0
+    metrics: tuple[str, ...] = ("dirichlet", "rayleigh", "hf_ratio")
+
+    def __post_init__(self) -> None:
+        # Lists from YAML/JSON become tuples so that configs stay hashable.
+        object.__setattr__(self, "dataset_params", _freeze(dict(self.dataset_params)))
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        if self.prelu_bounds is not None:
+            object.__setattr__(self, "prelu_bounds", tuple(float(b) for b in self.prelu_bounds))
+        if not self.dataset_label:
+            object.__setattr__(self, "dataset_label", self.dataset)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (round-trips through ``RunConfig(**d)``)."""
+        d = dataclasses.asdict(self)
+        d["dataset_params"] = dict(self.dataset_params)
+        d["metrics"] = list(self.metrics)
+        d["prelu_bounds"] = list(self.prelu_bounds) if self.prelu_bounds else None
+        return d
+
+    @property
+    def key(self) -> str:
+        """Stable 16-hex-digit hash of the full config (the run's identity in the store)."""
+        text = json.dumps(_canonical(self.to_dict()), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def graph_key(self) -> tuple:
+        """What identifies the graph and split a run trains on."""
+        return (self.dataset, self.dataset_params, self.split)
+
+    @property
+    def group_key(self) -> tuple:
+        """Runs with equal group keys share graph and shape and can be trained stacked.
+
+        They may differ in activation kind, slope, PReLU mode/bounds and seed.
+        """
+        return (*self.graph_key, self.conv, self.num_layers, self.hidden_channels,
+                self.dropout, self.lr, self.weight_decay, self.epochs, self.patience,
+                self.metrics)
+
+    @property
+    def activation_label(self) -> str:
+        """Short label: ``relu``, ``leaky_relu``, ``prelu_layer`` or ``prelu_channel``."""
+        return self.act if self.act != "prelu" else f"prelu_{self.prelu_mode}"
+
+    def model_kwargs(self, in_channels: int, out_channels: int) -> dict[str, Any]:
+        """Keyword arguments of :class:`gnnleaky.nn.LeakyGNN` for this run."""
+        act_kwargs: dict[str, Any] = {}
+        if self.act == "leaky_relu":
+            act_kwargs = {"negative_slope": self.negative_slope}
+        elif self.act == "prelu":
+            act_kwargs = {"mode": self.prelu_mode or "layer", "init": self.negative_slope}
+            if self.prelu_bounds is not None:
+                act_kwargs["bounds"] = self.prelu_bounds
+        return {
+            "in_channels": in_channels, "hidden_channels": self.hidden_channels,
+            "num_layers": self.num_layers, "out_channels": out_channels,
+            "dropout": self.dropout, "act": self.act, "act_kwargs": act_kwargs,
+            "conv": self.conv,
+        }
+
+
+def _dataset_entry(entry: Any) -> tuple[str, dict[str, Any], str]:
+    """Normalize a dataset entry: ``"cora"`` or ``{name, params, label}``."""
+    if isinstance(entry, str):
+        return entry.lower(), {}, entry.lower()
+    if isinstance(entry, Mapping):
+        unknown = sorted(set(entry) - {"name", "params", "label"})
+        if unknown:
+            raise ConfigError(f"datasets entry has unknown keys {unknown}; "
+                              "allowed: name, params, label")
+        if not isinstance(entry.get("name"), str):
+            raise ConfigError(f"datasets entry needs a 'name' string, got {dict(entry)!r}")
+        params = entry.get("params") or {}
+        if not isinstance(params, Mapping):
+            raise ConfigError(f"datasets[{entry['name']}].params must be a mapping")
+        name = entry["name"].lower()
+        return name, dict(params), str(entry.get("label") or name)
+    raise ConfigError(f"datasets entries must be a name or a mapping, got {entry!r}")
+
+
+def _dataset_params(name: str) -> set[str]:
+    """Parameters a dataset entry may pass to :func:`gnnleaky.datasets.load`."""
+    import inspect
+
+    from gnnleaky import datasets as ds
+
+    if name == "csbm":
+        return set(inspect.signature(ds.make_csbm).parameters)
+    return {"split"}
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A depth x slope x activation x dataset grid, as written in a YAML preset.
+
+    Args:
+        name (str): Sweep name (stored with every run).
+        datasets (list): Dataset names, or mappings ``{name, params, label}`` (e.g. csbm
+            parameters).
+        convs (list[str]): Layers: ``gcn``, ``sage``, ``gat``, ``gin``, ``gcnii``.
+        depths (list[int]): Numbers of layers.
+        activations (list[str]): ``relu``, ``leaky_relu``, ``prelu_layer``,
+            ``prelu_channel``.
+        alphas (list[float]): Leaky ReLU slopes (CLI alias of ``negative_slope``).
+        prelu_inits (list[float]): Initial PReLU slopes.
+        prelu_bounds (list[float], optional): ``[lo, hi]`` for PReLU slopes.
+        splits (list[int]): Split indices for datasets with several splits.
+        seeds (list[int]): Seeds; each run is trained once per seed.
+        hidden_channels, epochs, lr, weight_decay, dropout, patience: Training settings.
+        metrics (list[str]): Per-layer probe metrics stored at init and best epoch.
+
+    Example:
+        >>> cfg = SweepConfig(datasets=["csbm"], depths=[2, 4], activations=["relu",
+        ...                   "leaky_relu"], alphas=[0.1, 0.2], seeds=[0, 1])
+        >>> len(cfg.expand())  # 2 depths x (1 relu + 2 leaky) x 2 seeds
+        12
+    """
+
+    name: str = "sweep"
+    datasets: tuple = ("csbm",)
+    convs: tuple[str, ...] = ("gcn",)
+    depths: tuple[int, ...] = (2, 4, 8)
+    activations: tuple[str, ...] = ("relu", "leaky_relu")
+    alphas: tuple[float, ...] = (0.2,)
+    prelu_inits: tuple[float, ...] = (0.25,)
+    prelu_bounds: tuple[float, float] | None = None
+    splits: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0,)
+    hidden_channels: int = 64
+    epochs: int = 200
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    dropout: float = 0.5
+    patience: int | None = 100
+    metrics: tuple[str, ...] = ("dirichlet", "rayleigh", "hf_ratio")
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        for f in ("datasets", "convs", "depths", "activations", "alphas", "prelu_inits",
+                  "splits", "seeds", "metrics"):
+            value = getattr(self, f)
+            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+                value = (value,)
+            object.__setattr__(self, f, tuple(
+                _freeze(v) if isinstance(v, Mapping) else v for v in value))
+        self.validate()
+
+    # -- validation -------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first problem; runs nothing."""
+        from gnnleaky import datasets as ds
+
+        def ints(name: str, values: Iterable[Any], lo: int) -> None:
+            for v in values:
+                if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                    raise ConfigError(f"{name} must be integers >= {lo}, got {v!r}")
+
+        def floats(name: str, values: Iterable[Any], lo: float = -math.inf,
+                   hi: float = math.inf) -> None:
+            for v in values:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
+                        math.isfinite(v) and lo <= v <= hi):
+                    raise ConfigError(f"{name} must be finite numbers in [{lo}, {hi}], "
+                                      f"got {v!r}")
+
+        for grid in ("datasets", "convs", "depths", "activations", "seeds", "splits", "metrics"):
+            if not getattr(self, grid):
+                raise ConfigError(f"{grid} is empty: the grid would have no runs")
+        for entry in self.datasets:
+            name, params, _ = _dataset_entry(dict(entry) if isinstance(entry, tuple) else entry)
+            try:
+                ds.info(name)
+            except ValueError as err:
+                raise ConfigError(f"datasets: {err}") from None
+            allowed = _dataset_params(name)
+            unknown = sorted(set(params) - allowed)
+            if unknown:
+                raise ConfigError(f"datasets[{name}]: unknown params {unknown}; "
+                                  f"allowed: {sorted(allowed)}")
+        for c in self.convs:
+            if c not in _CONVS:
+                raise ConfigError(f"convs: unknown conv {c!r}; allowed: {list(_CONVS)}")
+        ints("depths", self.depths, 1)
+        ints("seeds", self.seeds, 0)
+        ints("splits", self.splits, 0)
+        for a in self.activations:
+            if _KIND_ALIASES.get(a, a) not in ACTIVATION_KINDS:
+                raise ConfigError(f"activations: unknown kind {a!r}; allowed: "
+                                  f"{list(ACTIVATION_KINDS)}")
+        if any(_KIND_ALIASES.get(a, a) == "leaky_relu" for a in self.activations):
+            if not self.alphas:
+                raise ConfigError("alphas is empty but leaky_relu is in activations")
+            floats("alphas", self.alphas)
+        floats("prelu_inits", self.prelu_inits)
+        if self.prelu_bounds is not None:
+            b = tuple(self.prelu_bounds)
+            if len(b) != 2:
+                raise ConfigError(f"prelu_bounds must be [lo, hi], got {list(b)}")
+            floats("prelu_bounds", b)
+            if b[0] > b[1]:
+                raise ConfigError(f"prelu_bounds must have lo <= hi, got {list(b)}")
+        for m in self.metrics:
+            if m not in _METRICS:
+                raise ConfigError(f"metrics: unknown metric {m!r}; allowed: {list(_METRICS)}")
+        ints("hidden_channels", [self.hidden_channels], 1)
+        ints("epochs", [self.epochs], 1)
+        if self.patience is not None:
+            ints("patience", [self.patience], 1)
+        floats("lr", [self.lr], 0.0)
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        floats("weight_decay", [self.weight_decay], 0.0)
+        floats("dropout", [self.dropout], 0.0, 0.99)
+
+    # -- expansion --------------------------------------------------------------------
+    def _activation_grid(self) -> list[tuple[str, float, str | None]]:
+        grid: list[tuple[str, float, str | None]] = []
+        for a in dict.fromkeys(_KIND_ALIASES.get(a, a) for a in self.activations):
+            act, mode = ACTIVATION_KINDS[a]
+            if act == "relu":
+                grid.append((act, 0.0, None))
+            elif act == "leaky_relu":
+                grid.extend((act, float(s), None) for s in dict.fromkeys(self.alphas))
+            else:
+                grid.extend((act, float(s), mode) for s in dict.fromkeys(self.prelu_inits))
+        return grid
+
+    def expand(self) -> list[RunConfig]:
+        """All runs of the grid, in a deterministic order (duplicates removed)."""
+        runs: dict[str, RunConfig] = {}
+        for entry, conv, depth, (act, slope, mode), split, seed in itertools.product(
+            self.datasets, self.convs, self.depths, self._activation_grid(), self.splits,
+            self.seeds,
+        ):
+            name, params, label = _dataset_entry(
+                dict(entry) if isinstance(entry, tuple) else entry)
+            run = RunConfig(
+                dataset=name, dataset_params=_freeze(params), dataset_label=label,
+                split=split, conv=conv, num_layers=depth,
+                hidden_channels=self.hidden_channels, act=act, negative_slope=slope,
+                prelu_mode=mode,
+                prelu_bounds=tuple(self.prelu_bounds) if (act == "prelu" and
+                                                          self.prelu_bounds) else None,
+                dropout=self.dropout, lr=self.lr, weight_decay=self.weight_decay,
+                epochs=self.epochs, patience=self.patience, seed=seed, metrics=self.metrics,
+            )
+            runs.setdefault(run.key, run)
+        return list(runs.values())
+
+    # -- YAML -------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SweepConfig:
+        """Build from a mapping; unknown keys and wrong types raise :class:`ConfigError`."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a sweep config must be a mapping, got {type(data).__name__}")
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - allowed - {"alpha", "negative_slope"})
+        if unknown:
+            raise ConfigError(f"unknown config keys {unknown}; allowed: {sorted(allowed)}")
+        data = dict(data)
+        for alias in ("alpha", "negative_slope"):  # CLI/YAML aliases of alphas
+            if alias in data:
+                data["alphas"] = data.pop(alias)
+        try:
+            return cls(**data)
+        except TypeError as err:
+            raise ConfigError(f"invalid sweep config: {err}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML-ready dict."""
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = [dict(x) if isinstance(x, tuple) and x and isinstance(x[0], tuple)
+                        else x for x in v]
+        d["prelu_bounds"] = list(self.prelu_bounds) if self.prelu_bounds else None
+        return d
+
+    def to_yaml(self) -> str:
+        """YAML text that :func:`load_config` reads back to an equal config."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def replace(self, **overrides: Any) -> SweepConfig:
+        """A copy with some fields overridden (``None`` values are ignored)."""
+        merged = {**self.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
+        return SweepConfig.from_dict(merged)
+
+
+def load_config(source: str | Path | Mapping[str, Any]) -> SweepConfig:
+    """Load a :class:`SweepConfig` from a YAML file, a preset name, or a mapping.
+
+    A bare name such as ``"quick"`` resolves to ``benchmarks/configs/quick.yaml``.
+    YAML is read with ``yaml.safe_load`` (no arbitrary objects).
+    """
+    if isinstance(source, Mapping):
+        return SweepConfig.from_dict(source)
+    path = Path(source)
+    if not path.exists() and path.suffix == "" and (PRESETS_DIR / f"{source}.yaml").exists():
+        path = PRESETS_DIR / f"{source}.yaml"
+    if not path.is_file():
+        presets = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+        raise ConfigError(f"config file {str(source)!r} not found; presets: {presets}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return SweepConfig.from_dict(data or {})
+
+
+PRESETS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "configs"

@@ -1,0 +1,183 @@
+"""Run a sweep: expand the grid, skip stored runs, train compatible runs stacked, store.
+
+Backends are resolved by name through :data:`BACKENDS`: ``"local"`` trains group after
+group in this process; ``"ray"`` sends each stacked group to a Ray task and stores the
+results in the driver as they arrive. Either way a run reaches the store exactly once
+(the store ignores a key it already holds).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gnnleaky.bench.config import RunConfig, SweepConfig
+from gnnleaky.bench.store import ResultsStore
+
+__all__ = ["BACKENDS", "SweepSummary", "plan", "run_sweep"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did: runs in the grid, skipped (already stored), trained, failed."""
+
+    total: int = 0
+    skipped: int = 0
+    trained: int = 0
+    failed: int = 0
+    stored: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def plan(config: SweepConfig, done: set[str] | None = None,
+         max_group: int | None = None) -> list[list[RunConfig]]:
+    """Groups of runs still to do; runs in a group share graph and shape (``group_key``).
+
+    Example:
+        >>> cfg = SweepConfig(depths=[2, 4], activations=["relu", "leaky_relu"],
+        ...                   alphas=[0.1, 0.2], seeds=[0, 1])
+        >>> [len(g) for g in plan(cfg)]
+        [6, 6]
+    """
+    done = done or set()
+    groups: OrderedDict[tuple, list[RunConfig]] = OrderedDict()
+    for run in config.expand():
+        if run.key not in done:
+            groups.setdefault(run.group_key, []).append(run)
+    out: list[list[RunConfig]] = []
+    for runs in groups.values():
+        step = max_group or len(runs)
+        out.extend(runs[i:i + step] for i in range(0, len(runs), step))
+    return out
+
+
+def _data_loader(root: str | None) -> Callable[[RunConfig], Any]:
+    """A per-process cache of graphs keyed by ``RunConfig.graph_key`` (dataset + split)."""
+    from gnnleaky import datasets
+
+    cache: dict[tuple, Any] = {}
+
+    def get(run: RunConfig) -> Any:
+        key = (run.dataset, run.dataset_params)
+        if key not in cache:
+            cache.clear()  # groups arrive dataset by dataset: keep one graph in memory
+            cache[key] = datasets.load(run.dataset, root=root, **dict(run.dataset_params))
+        return cache[key]
+
+    return get
+
+
+def _train(group: Sequence[RunConfig], data: Any, stacked: bool) -> list[Any]:
+    from gnnleaky.bench.train import train_group
+
+    return train_group(data, list(group), stacked=stacked)
+
+
+def _local(groups: list[list[RunConfig]], *, root: str | None, stacked: bool,
+           **_: Any) -> Iterator[list[Any]]:
+    get = _data_loader(root)
+    for group in groups:
+        yield _train(group, get(group[0]), stacked)
+
+
+def _ray_task(group: list[dict[str, Any]], root: str | None, stacked: bool) -> list[Any]:
+    runs = [RunConfig(**d) for d in group]
+    return _train(runs, _data_loader(root)(runs[0]), stacked)
+
+
+def _ray(groups: list[list[RunConfig]], *, root: str | None, stacked: bool,
+         address: str | None = None, num_cpus: int | None = None,
+         **_: Any) -> Iterator[list[Any]]:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("backend='ray' needs Ray: pip install 'gnnleaky[ray]'") from None
+    started = False
+    if not ray.is_initialized():
+        kw: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus}
+        ray.init(include_dashboard=False, log_to_driver=False, **kw,
+                 runtime_env={"env_vars": {k: v for k, v in os.environ.items()
+                                           if k.startswith("GNNLEAKY_")}})
+        started = True
+    try:
+        task = ray.remote(num_cpus=1)(_ray_task)
+        pending = [task.remote([r.to_dict() for r in g], root, stacked) for g in groups]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(ready[0])
+    finally:
+        if started:
+            ray.shutdown()
+
+
+#: Execution backends: name -> generator of per-group result lists.
+BACKENDS: dict[str, Callable[..., Iterator[list[Any]]]] = {"local": _local, "ray": _ray}
+
+
+def run_sweep(
+    config: SweepConfig,
+    store_path: str | Path,
+    *,
+    backend: str = "local",
+    root: str | None = None,
+    stacked: bool = True,
+    max_group: int | None = None,
+    retry_failed: bool = False,
+    progress: bool = False,
+    **backend_kwargs: Any,
+) -> SweepSummary:
+    """Run every run of ``config`` that ``store_path`` does not hold yet.
+
+    Args:
+        config (SweepConfig): The grid.
+        store_path (str or Path): Results store (created if absent).
+        backend (str, optional): ``"local"`` or ``"ray"``. (default: ``"local"``)
+        root (str, optional): Data root (else ``GNNLEAKY_DATA``, else ``./datasets``).
+        stacked (bool, optional): Train compatible runs in one stacked model.
+        max_group (int, optional): At most this many runs per stacked group.
+        retry_failed (bool, optional): Train failed runs again.
+        progress (bool, optional): Show a progress bar with ETA (CLI).
+        **backend_kwargs: e.g. ``address`` for Ray.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
+    start = time.perf_counter()
+    summary = SweepSummary()
+    with ResultsStore(store_path) as store:
+        done = store.finished_keys() if not retry_failed else store.finished_keys(
+            include_failed=False)
+        groups = plan(config, done, max_group)
+        summary.total = len(config.expand())
+        todo = sum(len(g) for g in groups)
+        summary.skipped = summary.total - todo
+        log.info("sweep %s: %d runs, %d stored already, %d to train in %d groups",
+                 config.name, summary.total, summary.skipped, todo, len(groups))
+        bar = None
+        if progress and todo:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=todo, unit="run", desc=config.name, dynamic_ncols=True)
+        try:
+            for results in BACKENDS[backend](groups, root=root, stacked=stacked,
+                                             **backend_kwargs):
+                for res in results:
+                    summary.trained += 1
+                    if res.status != "ok":
+                        summary.failed += 1
+                        summary.failures.append((res.key, res.reason or ""))
+                    summary.stored += store.add(res, sweep=config.name)
+                if bar is not None:
+                    bar.update(len(results))
+        finally:
+            if bar is not None:
+                bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary

@@ -1,0 +1,203 @@
+"""The ``gnnleaky`` command: ``sweep``, ``report``, ``energy``, ``datasets``."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(t) for t in text.replace(",", " ").split()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in text.replace(",", " ").split()]
+
+
+def _words(text: str) -> list[str]:
+    return text.replace(",", " ").split()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gnnleaky",
+        description="Leaky ReLU / PReLU GNNs: oversmoothing sweeps, reports and energies.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("sweep", help="run a depth x slope x activation x dataset sweep",
+                       description="Run a sweep preset or YAML config; finished runs in the "
+                       "results store are skipped, so a killed sweep resumes.")
+    s.add_argument("config", nargs="?", default="quick",
+                   help="YAML file or preset name in benchmarks/configs (default: quick)")
+    s.add_argument("--out", help="results store (default: results/<name>.sqlite)")
+    s.add_argument("--datasets", type=_words, help="override datasets, e.g. cora,citeseer")
+    s.add_argument("--convs", type=_words, help="override convs, e.g. gcn,sage")
+    s.add_argument("--depths", type=_ints, help="override depths, e.g. 2,8,32")
+    s.add_argument("--alpha", "--alphas", dest="alphas", type=_floats,
+                   help="override Leaky ReLU slopes, e.g. 0.01,0.2")
+    s.add_argument("--activations", type=_words,
+                   help="override kinds: relu,leaky_relu,prelu_layer,prelu_channel")
+    s.add_argument("--seeds", type=_ints, help="override seeds, e.g. 0,1,2")
+    s.add_argument("--epochs", type=int, help="override epochs")
+    s.add_argument("--hidden-channels", type=int, dest="hidden_channels")
+    s.add_argument("--lr", type=float)
+    s.add_argument("--backend", default="local", help="local (default) or ray")
+    s.add_argument("--address", help="Ray cluster address (with --backend ray)")
+    s.add_argument("--data-root", help="data root (default: $GNNLEAKY_DATA or ./datasets)")
+    s.add_argument("--no-stack", action="store_true", help="train runs one by one")
+    s.add_argument("--max-group", type=int, help="at most this many models per stacked group")
+    s.add_argument("--retry-failed", action="store_true", help="train failed runs again")
+    s.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    r = sub.add_parser("report", help="plots and Markdown tables from a results store")
+    r.add_argument("results", help="results store (.sqlite)")
+    r.add_argument("--out", help="output folder (default: <results>-report)")
+
+    e = sub.add_parser("energy", help="per-layer energies of an untrained or quickly trained "
+                       "model on a dataset")
+    e.add_argument("--dataset", default="csbm")
+    e.add_argument("--conv", default="gcn")
+    e.add_argument("--depth", type=int, default=16)
+    e.add_argument("--act", default="leaky_relu",
+                   help="relu, leaky_relu, prelu_layer or prelu_channel")
+    e.add_argument("--alpha", type=float, default=0.2, help="negative slope (or PReLU init)")
+    e.add_argument("--hidden-channels", type=int, default=64, dest="hidden_channels")
+    e.add_argument("--metrics", type=_words, default=["dirichlet", "rayleigh", "hf_ratio"])
+    e.add_argument("--epochs", type=int, default=0, help="train first (default: 0 = at init)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--data-root")
+    e.add_argument("--csv", help="also write the table to this CSV file")
+
+    d = sub.add_parser("datasets", help="list supported datasets and whether they are present")
+    d.add_argument("--data-root")
+    return p
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from gnnleaky.bench.config import load_config
+    from gnnleaky.bench.sweep import plan, run_sweep
+
+    cfg = load_config(args.config)
+    cfg = cfg.replace(datasets=args.datasets, convs=args.convs, depths=args.depths,
+                      alphas=args.alphas, activations=args.activations, seeds=args.seeds,
+                      epochs=args.epochs, hidden_channels=args.hidden_channels, lr=args.lr)
+    out = Path(args.out or f"results/{cfg.name}.sqlite")
+    if args.dry_run:
+        groups = plan(cfg, max_group=args.max_group)
+        print(f"{cfg.name}: {sum(map(len, groups))} runs in {len(groups)} groups -> {out}")
+        for g in groups:
+            r = g[0]
+            print(f"  {r.dataset_label:>16} {r.conv:>5} depth {r.num_layers:>3}: {len(g)} runs")
+        return 0
+    summary = run_sweep(cfg, out, backend=args.backend, root=args.data_root,
+                        stacked=not args.no_stack, max_group=args.max_group,
+                        retry_failed=args.retry_failed, progress=not args.no_progress,
+                        address=args.address)
+    print(f"{cfg.name}: {summary.total} runs; {summary.skipped} already stored, "
+          f"{summary.trained} trained ({summary.failed} failed) in {summary.seconds:.1f} s "
+          f"-> {out}")
+    for key, reason in summary.failures[:10]:
+        print(f"  failed {key}: {reason}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from gnnleaky.bench.report import make_report
+
+    src = Path(args.results)
+    out = Path(args.out or src.with_name(src.stem + "-report"))
+    paths = make_report(src, out)
+    print(f"wrote {len(paths)} files to {out}:")
+    for path in paths:
+        print(f"  {path}")
+    return 0
+
+
+def _cmd_energy(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from gnnleaky import datasets
+    from gnnleaky.bench.config import ACTIVATION_KINDS, RunConfig
+    from gnnleaky.bench.train import train_run
+    from gnnleaky.spectral import GraphCache, layer_metrics
+
+    kind = args.act
+    if kind not in ACTIVATION_KINDS:
+        raise ValueError(f"--act must be one of {list(ACTIVATION_KINDS)}, got {kind!r}")
+    act, mode = ACTIVATION_KINDS[kind]
+    data = datasets.load(args.dataset, root=args.data_root)
+    cfg = RunConfig(dataset=args.dataset, conv=args.conv, num_layers=args.depth,
+                    hidden_channels=args.hidden_channels, act=act,
+                    negative_slope=args.alpha if act != "relu" else 0.0, prelu_mode=mode,
+                    epochs=max(args.epochs, 1), seed=args.seed, metrics=tuple(args.metrics))
+    if args.epochs > 0:
+        res = train_run(data, cfg)
+        df = pd.DataFrame(res.layers)
+        df = df[df["when"] == "best"].drop(columns="when")
+        print(f"trained {res.epochs_run} epochs: test {res.metric} {res.test_score:.4f}")
+    else:
+        import torch
+
+        from gnnleaky.nn import LeakyGNN
+
+        with torch.random.fork_rng():
+            torch.manual_seed(args.seed)
+            model = LeakyGNN(**cfg.model_kwargs(data.num_features, data.num_classes)).eval()
+        cache = GraphCache(data.edge_index, data.num_nodes)
+        with torch.no_grad():
+            _, hidden = model(data.x, data.edge_index, return_hidden=True)
+        rows = []
+        for stage, feats in (("pre", hidden.pre), ("post", hidden.post)):
+            for layer, h in enumerate(feats):
+                vals = layer_metrics(h, data.edge_index, args.metrics, cache=cache)
+                rows += [{"layer": layer, "stage": stage, "metric": m, "value": float(v)}
+                         for m, v in vals.items()]
+        df = pd.DataFrame(rows)
+    table = df.pivot_table(index=["layer", "stage"], columns="metric", values="value")
+    with pd.option_context("display.max_rows", 500, "display.width", 120):
+        print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from gnnleaky import datasets
+
+    table = pd.DataFrame(datasets.list_datasets(root=args.data_root))
+    with pd.option_context("display.max_rows", 200, "display.width", 160):
+        print(table.to_string(index=False))
+    return 0
+
+
+_COMMANDS = {"sweep": _cmd_sweep, "report": _cmd_report, "energy": _cmd_energy,
+             "datasets": _cmd_datasets}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gnnleaky`` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"gnnleaky {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are stored; run the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
