@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import json
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,7 +150,7 @@ def _dataset_entry(entry: Any) -> tuple[str, dict[str, Any], str]:
     if isinstance(entry, str):
         return entry.lower(), {}, entry.lower()
     if isinstance(entry, Mapping):
-        unknown = sorted(set(entry) - {"name", "params", "label"})
+        unknown = sorted(set(entry) - {"name", "params", "label"}, key=repr)
         if unknown:
             raise ConfigError(f"datasets entry has unknown keys {unknown}; "
                               "allowed: name, params, label")
@@ -243,8 +244,9 @@ class SweepConfig:
         def floats(name: str, values: Iterable[Any], lo: float = -math.inf,
                    hi: float = math.inf) -> None:
             for v in values:
+                # abs(v) <= max float: finite, and no OverflowError for huge YAML ints
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
-                        math.isfinite(v) and lo <= v <= hi):
+                        abs(v) <= sys.float_info.max and lo <= v <= hi):
                     raise ConfigError(f"{name} must be finite numbers in [{lo}, {hi}], "
                                       f"got {v!r}")
 
@@ -258,7 +260,7 @@ class SweepConfig:
             except ValueError as err:
                 raise ConfigError(f"datasets: {err}") from None
             allowed = _dataset_params(name)
-            unknown = sorted(set(params) - allowed)
+            unknown = sorted(set(params) - allowed, key=repr)
             if unknown:
                 raise ConfigError(f"datasets[{name}]: unknown params {unknown}; "
                                   f"allowed: {sorted(allowed)}")
@@ -339,7 +341,7 @@ class SweepConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"a sweep config must be a mapping, got {type(data).__name__}")
         allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - allowed - {"alpha", "negative_slope"})
+        unknown = sorted(set(data) - allowed - {"alpha", "negative_slope"}, key=repr)
         if unknown:
             raise ConfigError(f"unknown config keys {unknown}; allowed: {sorted(allowed)}")
         data = dict(data)
@@ -386,8 +388,8 @@ def load_config(source: str | Path | Mapping[str, Any]) -> SweepConfig:
         presets = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
         raise ConfigError(f"config file {str(source)!r} not found; presets: {presets}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     return SweepConfig.from_dict(data or {})
 

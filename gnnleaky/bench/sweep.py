@@ -19,7 +19,7 @@ from typing import Any
 from gnnleaky.bench.config import RunConfig, SweepConfig
 from gnnleaky.bench.store import ResultsStore
 
-__all__ = ["BACKENDS", "SweepSummary", "plan", "run_sweep"]
+__all__ = ["BACKENDS", "SweepSummary", "check_data", "plan", "run_sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,20 @@ def _data_loader(root: str | None) -> Callable[[RunConfig], Any]:
         return cache[key]
 
     return get
+
+
+def check_data(config: SweepConfig, root: str | None = None) -> None:
+    """Raise :class:`~gnnleaky.datasets.DatasetNotFoundError` before any run starts if a
+    dataset of the sweep has no raw files under the data root."""
+    from gnnleaky import datasets
+
+    needed = {(r.dataset, dict(r.dataset_params).get("split", "public"))
+              for r in config.expand()}
+    for name, split in sorted(needed):
+        files = datasets.raw_files(name, root, split)
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            raise datasets.DatasetNotFoundError(name, datasets.data_root(root), files, missing)
 
 
 def _train(group: Sequence[RunConfig], data: Any, stacked: bool) -> list[Any]:
@@ -150,6 +164,7 @@ def run_sweep(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
     start = time.perf_counter()
+    check_data(config, root)
     summary = SweepSummary()
     with ResultsStore(store_path) as store:
         done = store.finished_keys() if not retry_failed else store.finished_keys(
