@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import coalesce
 
-from gnnleaky.utils import check_edge_index, check_edge_weight, check_features
+from gnnleaky.utils import all_finite, check_edge_index, check_edge_weight, check_features
 
 __all__ = ["DENSE_MAX_NODES", "NORMALIZATIONS", "GraphCache", "resolve_cache"]
 
@@ -500,21 +500,6 @@ def unchecked_signal(x: Tensor) -> Signal:
         return Signal(x.transpose(0, 1).reshape(n, k * c), k, c)
     return Signal(x, None, x.size(1))
 
-
-def all_finite(x: Tensor) -> bool:
-    """Whether every entry is finite, in one reduction (no boolean ``[N, C]`` tensor).
-
-    A finite sum proves all entries finite (NaN and Inf propagate); only a non-finite sum
-    (an overflow or a bad entry) needs ``aminmax`` to tell which. ~10x faster than
-    ``torch.isfinite(x).all()`` on Cora-sized features.
-    """
-    if x.numel() == 0:
-        return True
-    with torch.no_grad():
-        if bool(torch.isfinite(x.sum())):
-            return True
-        lo, hi = torch.aminmax(x)
-        return bool(torch.isfinite(lo) & torch.isfinite(hi))
 
 
 def check_finite(x: Tensor, name: str = "x") -> None:

@@ -36,12 +36,8 @@ from torch import Tensor
 
 from gnnleaky.spectral.energy import _dirichlet, _frobenius, _rayleigh, effective_rank, mad
 from gnnleaky.spectral.fourier import high_frequency_ratio
-from gnnleaky.spectral.operators import (
-    GraphCache,
-    all_finite,
-    resolve_cache,
-    unchecked_signal,
-)
+from gnnleaky.spectral.operators import GraphCache, resolve_cache, unchecked_signal
+from gnnleaky.utils import all_finite
 
 __all__ = ["METRICS", "STAGES", "LayerProbe", "layer_metrics"]
 
