@@ -30,7 +30,6 @@ ACTIVATION_KINDS: dict[str, tuple[str, str | None]] = {
 }
 _KIND_ALIASES = {"leaky": "leaky_relu", "prelu": "prelu_layer", "prelu-layer": "prelu_layer",
                  "prelu-channel": "prelu_channel"}
-_METRICS = ("dirichlet", "dirichlet_sym", "rayleigh", "hf_ratio", "mad", "effective_rank", "norm")
 _CONVS = ("gcn", "sage", "gat", "gin", "gcnii")
 
 
@@ -164,15 +163,15 @@ def _dataset_entry(entry: Any) -> tuple[str, dict[str, Any], str]:
     raise ConfigError(f"datasets entries must be a name or a mapping, got {entry!r}")
 
 
-def _dataset_params(name: str) -> set[str]:
-    """Parameters a dataset entry may pass to :func:`gnnleaky.datasets.load`."""
+def _dataset_params(name: str) -> dict[str, Any]:
+    """Parameters a dataset entry may pass to :func:`gnnleaky.datasets.load` (-> default)."""
     import inspect
 
     from gnnleaky import datasets as ds
 
     if name == "csbm":
-        return set(inspect.signature(ds.make_csbm).parameters)
-    return {"split"}
+        return {k: p.default for k, p in inspect.signature(ds.make_csbm).parameters.items()}
+    return {"split": "public"}
 
 
 @dataclass(frozen=True)
@@ -235,6 +234,7 @@ class SweepConfig:
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first problem; runs nothing."""
         from gnnleaky import datasets as ds
+        from gnnleaky.spectral import METRICS
 
         def ints(name: str, values: Iterable[Any], lo: int) -> None:
             for v in values:
@@ -260,10 +260,22 @@ class SweepConfig:
             except ValueError as err:
                 raise ConfigError(f"datasets: {err}") from None
             allowed = _dataset_params(name)
-            unknown = sorted(set(params) - allowed, key=repr)
+            unknown = sorted(set(params) - set(allowed), key=repr)
             if unknown:
                 raise ConfigError(f"datasets[{name}]: unknown params {unknown}; "
                                   f"allowed: {sorted(allowed)}")
+            for k, v in params.items():  # the type of the default (values: checked at load)
+                want = type(allowed[k])
+                if want in (int, float):
+                    ok = (not isinstance(v, bool)
+                          and isinstance(v, int if want is int else (int, float))
+                          and abs(v) <= sys.float_info.max)
+                else:
+                    ok = isinstance(v, want)
+                if not ok:
+                    kind = {int: "an integer", float: "a finite number", str: "a string"}
+                    raise ConfigError(f"datasets[{name}].params.{k} must be "
+                                      f"{kind.get(want, want.__name__)}, got {v!r}")
         for c in self.convs:
             if c not in _CONVS:
                 raise ConfigError(f"convs: unknown conv {c!r}; allowed: {list(_CONVS)}")
@@ -278,6 +290,9 @@ class SweepConfig:
             if not self.alphas:
                 raise ConfigError("alphas is empty but leaky_relu is in activations")
             floats("alphas", self.alphas)
+        prelu = [a for a in self.activations if _KIND_ALIASES.get(a, a).startswith("prelu")]
+        if prelu and not self.prelu_inits:
+            raise ConfigError(f"prelu_inits is empty but {prelu[0]} is in activations")
         floats("prelu_inits", self.prelu_inits)
         if self.prelu_bounds is not None:
             b = tuple(self.prelu_bounds)
@@ -287,8 +302,8 @@ class SweepConfig:
             if b[0] > b[1]:
                 raise ConfigError(f"prelu_bounds must have lo <= hi, got {list(b)}")
         for m in self.metrics:
-            if m not in _METRICS:
-                raise ConfigError(f"metrics: unknown metric {m!r}; allowed: {list(_METRICS)}")
+            if not isinstance(m, str) or m not in METRICS:  # the probe's registry
+                raise ConfigError(f"metrics: unknown metric {m!r}; allowed: {list(METRICS)}")
         ints("hidden_channels", [self.hidden_channels], 1)
         ints("epochs", [self.epochs], 1)
         if self.patience is not None:

@@ -3,7 +3,9 @@
 Backends are resolved by name through :data:`BACKENDS`: ``"local"`` trains group after
 group in this process; ``"ray"`` sends each stacked group to a Ray task and stores the
 results in the driver as they arrive. Either way a run reaches the store exactly once
-(the store ignores a key it already holds).
+(the store ignores a key it already holds). A group whose training raises is trained again
+run by run; a run that still raises is stored as failed with the error as its reason, and
+the sweep goes on.
 """
 from __future__ import annotations
 
@@ -89,10 +91,44 @@ def check_data(config: SweepConfig, root: str | None = None) -> None:
             raise datasets.DatasetNotFoundError(name, datasets.data_root(root), files, missing)
 
 
+def _failed(run: RunConfig, err: BaseException) -> Any:
+    """A ``failed`` result for a run whose training raised (the reason is the error)."""
+    from gnnleaky import datasets
+    from gnnleaky.bench.train import RunResult
+
+    try:
+        metric = datasets.info(run.dataset).metric
+    except ValueError:
+        metric = "accuracy"
+    nan = float("nan")
+    return RunResult(config=run, key=run.key, status="failed",
+                     reason=f"{type(err).__name__}: {err}", metric=metric, best_epoch=0,
+                     epochs_run=0, train_score=nan, val_score=nan, test_score=nan,
+                     wall_time=0.0, group_size=1)
+
+
 def _train(group: Sequence[RunConfig], data: Any, stacked: bool) -> list[Any]:
+    """Train a group; if it raises, train its runs one by one so that one bad run (an
+    error, or a stack too large for memory) fails alone and the sweep goes on."""
     from gnnleaky.bench.train import train_group
 
-    return train_group(data, list(group), stacked=stacked)
+    try:
+        return train_group(data, list(group), stacked=stacked)
+    except Exception as err:
+        if len(group) == 1 and not stacked:
+            log.warning("run %s raised %s: stored as failed", group[0].key, err,
+                        exc_info=True)
+            return [_failed(group[0], err)]
+        log.warning("a group of %d runs raised %s; training them one by one", len(group),
+                    err, exc_info=True)
+    results = []
+    for run in group:
+        try:
+            results.extend(train_group(data, [run], stacked=False))
+        except Exception as err:
+            log.warning("run %s raised %s: stored as failed", run.key, err, exc_info=True)
+            results.append(_failed(run, err))
+    return results
 
 
 def _local(groups: list[list[RunConfig]], *, root: str | None, stacked: bool,
@@ -107,6 +143,20 @@ def _ray_task(group: list[dict[str, Any]], root: str | None, stacked: bool) -> l
     return _train(runs, _data_loader(root)(runs[0]), stacked)
 
 
+def ray_runtime_env() -> dict[str, Any]:
+    """The job runtime environment the Ray backend starts Ray with.
+
+    gnnleaky's own code is shipped to every worker (``py_modules``), so workers need
+    torch, PyG and the other dependencies but not gnnleaky itself, and run the driver's
+    version of it; the ``GNNLEAKY_*`` environment variables (e.g. the data root) are
+    passed on. Pass it to ``ray.init(runtime_env=...)`` when starting Ray yourself.
+    """
+    import gnnleaky
+
+    return {"py_modules": [str(Path(gnnleaky.__file__).resolve().parent)],
+            "env_vars": {k: v for k, v in os.environ.items() if k.startswith("GNNLEAKY_")}}
+
+
 def _ray(groups: list[list[RunConfig]], *, root: str | None, stacked: bool,
          address: str | None = None, num_cpus: int | None = None,
          **_: Any) -> Iterator[list[Any]]:
@@ -118,8 +168,7 @@ def _ray(groups: list[list[RunConfig]], *, root: str | None, stacked: bool,
     if not ray.is_initialized():
         kw: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus}
         ray.init(include_dashboard=False, log_to_driver=False, **kw,
-                 runtime_env={"env_vars": {k: v for k, v in os.environ.items()
-                                           if k.startswith("GNNLEAKY_")}})
+                 runtime_env=ray_runtime_env())
         started = True
     try:
         task = ray.remote(num_cpus=1)(_ray_task)
