@@ -62,8 +62,12 @@ def check_edge_index(edge_index: Tensor, num_nodes: int, name: str = "edge_index
 
 
 def check_edge_weight(edge_weight: Tensor | None, num_edges: int,
-                      name: str = "edge_weight") -> Tensor | None:
-    """Check edge weights: ``None`` or a finite 1-D tensor with one entry per edge."""
+                      name: str = "edge_weight", *, nonnegative: bool = True) -> Tensor | None:
+    """Check edge weights: ``None`` or a finite 1-D tensor with one entry per edge.
+
+    Negative weights are refused by default: degree normalization (``gcn_norm``, the
+    Laplacians) would silently zero or flip nodes whose weighted degree is not positive.
+    """
     if edge_weight is None:
         return None
     if not isinstance(edge_weight, Tensor) or edge_weight.dim() != 1:
@@ -73,6 +77,9 @@ def check_edge_weight(edge_weight: Tensor | None, num_edges: int,
                          f"{num_edges} edges")
     if not all_finite(edge_weight):
         raise ValueError(f"{name} contains NaN or Inf values")
+    if nonnegative and edge_weight.numel() and float(edge_weight.min()) < 0:
+        raise ValueError(f"{name} must be non-negative (degree normalization needs positive "
+                         f"degrees), got min {float(edge_weight.min())}")
     return edge_weight
 
 

@@ -156,5 +156,7 @@ def test_bad_forward_inputs():
         m(x, ei[:1])
     with pytest.raises(ValueError, match="NaN or Inf"):
         m(torch.full((30, 8), float("nan")), ei)
+    with pytest.raises(ValueError, match="edge_weight must be non-negative"):
+        m(x, ei, -torch.ones(ei.size(1)))
     with pytest.raises(ValueError, match="edge_weight is only supported"):
         LeakyGNN(8, 16, 2, 3, conv="sage")(x, ei, torch.ones(ei.size(1)))
