@@ -1,0 +1,949 @@
+r"""StackedGNN: K same-shape GNNs trained in one pass (the engine of fast sweeps).
+
+A depth x slope x activation x seed grid trains hundreds of models that share a graph and
+a shape. :class:`StackedGNN` holds K of them (same conv, depth and width; each with its own
+weights, activation kind, slopes, dropout mask and seed) as one module: per-model weights
+are ``[K, in, out]`` tensors (one batched matmul per layer) and the graph propagation is one
+sparse product with an :math:`N \times (K C)` matrix, the normalized adjacency being built
+once per graph. Model ``k`` is exactly :class:`~gnnleaky.nn.LeakyGNN` number ``k``:
+:meth:`StackedGNN.from_models` copies K models in and :meth:`StackedGNN.model` copies one
+back out, with outputs equal up to float rounding.
+
+Kernels. Measured with ``python benchmarks/perf/sweep_speed.py --kernels --threads 1`` on
+Cora (N = 2708, 13264 non-zeros with self-loops, float32, one thread of an AMD EPYC,
+torch 2.13; minimum of 15 runs, ms; see ``docs/performance.md``):
+
+===============================================  ==========  ==========
+``A_hat @ H``                                    width 64    width 768
+===============================================  ==========  ==========
+``torch.addmm(bias, csr, H)`` (used)             0.085       1.0
+``torch.sparse.mm(csr, H)`` / ``csr @ H``        0.093       12.3
+``torch_geometric.utils.spmm`` (CSR input)       0.093       12.3
+``torch.sparse_coo_tensor @ H``                  0.31        11.3
+gather + ``index_add_`` / PyG ``scatter``        3.1         43 - 56
+===============================================  ==========  ==========
+
+so every propagation, forward and backward, is one MKL CSR ``addmm`` (which also adds the
+bias) with :math:`\hat{\mathbf{A}}` or its precomputed transpose (:func:`normalized_adjacency`
+returns both, so directed graphs are right too); width 768 is 12 models x 64 channels.
+Features sparser than :data:`SPARSE_FEATURE_DENSITY` (Cora's bag-of-words: 1.3% non-zeros)
+enter the first layer as a CSR matrix too: ``X @ W`` for 12 models costs 0.05 GFLOP instead
+of 6. Dense per-model products use oneDNN (0.11 ms for ``[2708, 64] x [64, 64]`` against
+MKL's 0.21 ms; see :class:`_PerModelLinear`). Activations are one ``torch.prelu`` over the
+:math:`N \times (K C)` layout with a per-(model, channel) slope vector (ReLU is slope 0,
+Leaky ReLU a fixed slope, identity slope 1) and a hand-written backward: 2.9 ms forward and
+backward for 12 models where torch's PReLU backward alone takes 10 ms and
+``torch.where(h >= 0, h, slope * h)`` 8.3 ms forward.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn.utils import parametrize
+from torch_geometric.nn.conv import GCNConv
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+from gnnleaky.nn.activation import SlopeBounds
+from gnnleaky.nn.models import Hidden, LeakyGNN
+from gnnleaky.utils import check_edge_index, check_edge_weight, check_features
+
+__all__ = [
+    "SPARSE_FEATURE_DENSITY",
+    "STACKABLE_CONVS",
+    "SeededDropout",
+    "StackedGNN",
+    "dropout_mask",
+    "normalized_adjacency",
+]
+
+#: Convs that :class:`StackedGNN` can stack (others train one by one).
+STACKABLE_CONVS: tuple[str, ...] = ("gcn",)
+
+#: Input features with at most this share of non-zeros are multiplied as a CSR matrix.
+#: A CSR product costs about 7x a dense one per multiply-add on this kind of CPU, so 0.1
+#: keeps the sparse path only where it is clearly cheaper.
+SPARSE_FEATURE_DENSITY: float = 0.1
+
+
+def normalized_adjacency(
+    edge_index: Tensor,
+    edge_weight: Tensor | None = None,
+    num_nodes: int | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""The GCN operator :math:`\hat{\mathbf{A}}` and its transpose as CSR matrices.
+
+    .. math::
+        \hat{\mathbf{A}} = \mathbf{D}^{-1/2}(\mathbf{A} + \mathbf{I})\mathbf{D}^{-1/2},
+        \qquad (\hat{\mathbf{A}}\mathbf{H})_i = \sum_{(j, i) \in \mathcal{E}}
+        \hat{a}_{ij} \mathbf{h}_j
+
+    computed by PyG's ``gcn_norm`` with self-loops, exactly as
+    :class:`~gnnleaky.nn.LeakyGNN` does, so ``A @ H`` equals one GCN propagation
+    (messages flow from ``edge_index[0]`` to ``edge_index[1]``; duplicate edges add up).
+
+    Args:
+        edge_index (torch.Tensor): Edge indices ``[2, E]``.
+        edge_weight (torch.Tensor, optional): Edge weights ``[E]``. (default: ``None``)
+        num_nodes (int, optional): Number of nodes. (default: ``max index + 1``)
+        dtype (torch.dtype, optional): Value dtype. (default: ``edge_weight``'s dtype, else
+            the default dtype)
+
+    Shapes:
+        - **output:** two sparse CSR tensors :math:`(N, N)`: :math:`\hat{\mathbf{A}}`
+          and :math:`\hat{\mathbf{A}}^\top`
+
+    Example:
+        >>> edge_index = torch.tensor([[0, 1], [1, 0]])
+        >>> a, a_t = normalized_adjacency(edge_index, num_nodes=2)
+        >>> a.to_dense()
+        tensor([[0.5000, 0.5000],
+                [0.5000, 0.5000]])
+    """
+    if num_nodes is None:
+        num_nodes = int(edge_index.max()) + 1 if edge_index.numel() else 0
+    check_edge_index(edge_index, num_nodes)
+    check_edge_weight(edge_weight, edge_index.size(1))
+    if dtype is None:
+        dtype = edge_weight.dtype if edge_weight is not None else torch.get_default_dtype()
+    ei, ew = gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops=True, dtype=dtype)
+    ew = ew.to(dtype)
+    size = (num_nodes, num_nodes)
+    with warnings.catch_warnings():  # "CSR support is in beta" is not news to the caller
+        warnings.simplefilter("ignore", UserWarning)
+        a = torch.sparse_coo_tensor(ei.flip(0), ew, size, check_invariants=False)
+        a_t = torch.sparse_coo_tensor(ei, ew, size, check_invariants=False)
+        return a.coalesce().to_sparse_csr(), a_t.coalesce().to_sparse_csr()
+
+
+def _csr_matmul(a: Tensor, h: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``bias + a @ h`` for CSR ``a`` through ``torch.addmm`` (see :class:`_SparseMatmul`)."""
+    if bias is None:
+        bias = h.new_zeros(h.size(1))
+    return torch.addmm(bias, a, h)
+
+
+class _SparseMatmul(torch.autograd.Function):
+    """``bias + a @ h`` for a constant CSR ``a``; the backward multiplies by ``a_t``.
+
+    ``torch.addmm(bias, csr, dense)`` is one MKL sparse call that also adds the bias; at
+    width 768 it takes 1.0 ms where ``torch.sparse.mm(csr, dense)`` (and ``csr @ dense``,
+    PyG's ``spmm``) take 12 ms on one thread (same at width 64: 0.085 vs 0.093 ms), so
+    every product, forward and backward, goes through it.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, a_t: Tensor, h: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.a_t = a_t
+        return _csr_matmul(a, h, bias)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, None, Tensor | None, Tensor | None]:
+        grad = grad.contiguous()
+        grad_h = _csr_matmul(ctx.a_t, grad) if ctx.needs_input_grad[2] else None
+        grad_b = grad.sum(0) if ctx.needs_input_grad[3] else None
+        return None, None, grad_h, grad_b
+
+
+def _spmm(a: Tensor, a_t: Tensor, h: Tensor, bias: Tensor | None = None) -> Tensor:
+    return _SparseMatmul.apply(a, a_t, h.contiguous(), bias)
+
+
+class _PReLUDropout(torch.autograd.Function):
+    """``prelu(h, w) * mask * scale`` with a fast backward, for K models side by side.
+
+    ``h`` is ``[N, K C]``, ``w`` the ``[K C]`` slopes, ``mask`` ``[K, N, C]`` of 0/1 (or
+    ``None``). torch's own PReLU backward takes 9 ms on a 2708 x 768 input where the forward
+    takes 0.2 ms (one thread); this one takes about 1 ms. Same subgradient as torch at 0
+    (``h > 0`` passes the gradient, ``h <= 0`` scales it by the slope).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, h: Tensor, w: Tensor, mask: Tensor | None, scale: float) -> Tensor:
+        out = torch.prelu(h, w)
+        if mask is not None:
+            k, n, c = mask.shape
+            out3 = out.view(n, k, c)
+            torch.addcmul(out.new_zeros(()), out3, mask.transpose(0, 1), value=scale, out=out3)
+        ctx.save_for_backward(h, w, mask)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
+        h, w, mask = ctx.saved_tensors
+        if mask is not None:
+            k, n, c = mask.shape
+            g3 = torch.empty(n, k, c, dtype=grad.dtype, device=grad.device)
+            torch.addcmul(
+                grad.new_zeros(()),
+                grad.view(n, k, c),
+                mask.transpose(0, 1),
+                value=ctx.scale,
+                out=g3,
+            )
+            grad = g3.view(n, k * c)
+        grad_h = grad_w = None
+        if ctx.needs_input_grad[0]:
+            d = torch.gt(h, 0, out=torch.empty_like(h))  # 1.0 where h > 0 (float out: fast)
+            grad_h = torch.addcmul(w, d, 1 - w, out=d).mul_(grad)  # h > 0: 1, else: w
+        if ctx.needs_input_grad[1]:
+            grad_w = (grad * h.clamp(max=0)).sum(0)
+        return grad_h, grad_w, None, None
+
+
+@functools.lru_cache(maxsize=1)
+def _onednn_linear() -> Callable[..., Tensor] | None:
+    """oneDNN's fp32 linear if this torch build has it (see :class:`_PerModelLinear`)."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        op = torch.ops.mkldnn._linear_pointwise
+        x = torch.ones(3, 2)
+        if not torch.equal(op(x, torch.ones(4, 2), None, "none", [], ""), torch.full((3, 4), 2.0)):
+            return None
+    except (AttributeError, RuntimeError):
+        return None
+    return lambda h, weight: op(h, weight, None, "none", [], "")
+
+
+def _per_model(t: Tensor, k: int) -> Tensor:
+    """``[N, K C]`` -> contiguous ``[K, N, C]`` (a view when ``K = 1``)."""
+    return t.view(t.size(0), k, -1).transpose(0, 1).contiguous()
+
+
+def _blocks_matmul(hs: Tensor, weight: Tensor) -> Tensor:
+    """``[h_1 W_1^T, ..., h_K W_K^T]`` as ``[N, K Cout]`` for ``hs`` ``[K, N, Cin]`` and
+    ``weight`` ``[K, Cout, Cin]``."""
+    k, n, _ = hs.shape
+    lin = _onednn_linear()
+    if lin is None or hs.device.type != "cpu" or hs.dtype != torch.float32:
+        return torch.bmm(hs, weight.transpose(1, 2)).transpose(0, 1).reshape(n, -1)
+    outs = [lin(hs[i], weight[i]) for i in range(k)]
+    return outs[0] if k == 1 else torch.cat(outs, dim=1)
+
+
+class _PerModelLinear(torch.autograd.Function):
+    """``h_k @ W_k`` for K models side by side: ``[N, K Cin] x [K, Cin, Cout] -> [N, K Cout]``.
+
+    On this class of CPU (AMD EPYC, AVX-512) oneDNN's fp32 GEMM runs the ``[2708, 64] x
+    [64, 64]`` product in 0.10 ms where MKL takes 0.21 ms (MKL's ``bmm`` over 12 models:
+    3.5 ms). oneDNN copies strided inputs, so the column blocks are first transposed to a
+    contiguous ``[K, N, C]`` in one copy (0.2 ms for 12 models), and the K outputs are
+    concatenated back (0.2 ms). The weight gradient (a reduction over N) is one MKL
+    ``bmm`` on the contiguous blocks. Without oneDNN everything falls back to ``bmm``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, h: Tensor, w: Tensor) -> Tensor:
+        hs = _per_model(h, w.size(0))
+        ctx.save_for_backward(hs, w)
+        return _blocks_matmul(hs, w.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        hs, w = ctx.saved_tensors
+        gs = _per_model(grad.contiguous(), w.size(0))
+        grad_h = _blocks_matmul(gs, w) if ctx.needs_input_grad[0] else None
+        grad_w = torch.bmm(hs.transpose(1, 2), gs) if ctx.needs_input_grad[1] else None
+        return grad_h, grad_w
+
+
+def _masked(h: Tensor, mask: Tensor, scale: float) -> Tensor:
+    """``h * mask * scale`` for ``h`` ``[N, K C]`` and 0/1 masks ``[K, N, C]`` (one op)."""
+    k, n, c = mask.shape
+    out = torch.addcmul(h.new_zeros(()), h.view(n, k, c), mask.transpose(0, 1), value=scale)
+    return out.reshape(n, k * c)
+
+
+def _lane_bits(p: float) -> int:
+    """Fewest random bits per entry that represent ``p`` exactly (1 for 0.5), at most 16."""
+    for bits in (1, 2, 4, 8):
+        if float(p * (1 << bits)).is_integer():
+            return bits
+    return 16
+
+
+def _keep_masks(
+    num_rows: int,
+    channels: int,
+    p: float,
+    generators: Sequence[torch.Generator] | None,
+    num_models: int,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+) -> tuple[Tensor, float]:
+    """0/1 keep masks ``[K, N, C]`` (model ``k`` from ``generators[k]``) and the scale."""
+    bits = _lane_bits(p)
+    levels = 1 << bits
+    drop = round(float(p) * levels)
+    per_word = 64 // bits
+    n = num_rows * channels
+    words = (n + per_word - 1) // per_word
+    if generators is None:  # one draw for all models from the default generator
+        buf = torch.empty(num_models, words, dtype=torch.int64, device=device)
+        buf.random_(-(2**63), 2**63 - 1)
+    else:
+        gens = list(generators)
+        num_models = len(gens)
+        buf = torch.empty(num_models, words, dtype=torch.int64, device=device)
+        for row, gen in zip(buf, gens):
+            row.random_(-(2**63), 2**63 - 1, generator=gen)
+    if bits == 16:
+        lanes = buf.view(torch.int16)[:, :n]
+        drop -= levels // 2  # signed lanes: keep iff lane >= drop - 2^15
+    elif bits == 8:
+        lanes = buf.view(torch.uint8)[:, :n]
+    else:  # cut every byte into 8 / bits fields (shift index outermost: vectorized)
+        shifts = torch.arange(0, 8, bits, dtype=torch.uint8, device=buf.device)
+        lanes = buf.view(torch.uint8).view(num_models, 1, -1) >> shifts.view(1, -1, 1)
+        lanes = lanes.bitwise_and_(levels - 1).view(num_models, -1)[:, :n]
+    lanes = lanes.reshape(num_models, num_rows, channels)
+    # A float `out=` keeps the comparison vectorized (bool -> float casts are slow on CPU).
+    mask = torch.ge(lanes, drop, out=torch.empty(lanes.shape, dtype=dtype, device=buf.device))
+    return mask, levels / (levels - round(float(p) * levels))
+
+
+def dropout_mask(
+    num_rows: int,
+    channels: int,
+    p: float,
+    generators: Sequence[torch.Generator] | None = None,
+    *,
+    num_models: int = 1,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    r"""Scaled dropout masks for K models, each drawn from its own generator.
+
+    Every entry is kept with probability :math:`q = 1 - \lfloor p\,2^{b} \rceil / 2^{b}`
+    and then scaled by :math:`1/q`, so :math:`\mathbb{E}[\text{mask}] = 1` as in
+    :func:`torch.nn.functional.dropout`. :math:`b` is the fewest bits that represent ``p``
+    exactly (1 for ``p = 0.5``, 2 for 0.25, ... up to 8), else 16 (``p`` rounded to
+    1/65536). The random bits are 64-bit integers cut into :math:`64 / b` lanes, so
+    ``p = 0.5`` costs one random bit per entry where ``bernoulli_`` draws a random number
+    (20 ms against 1 ms for 12 masks of 2708 x 64 on one thread; ``bernoulli_`` is a third
+    of PyG's 64-layer GCN epoch on CPU). Model ``k``'s mask depends only on
+    ``generators[k]``, so a model trained stacked draws the same masks as alone.
+
+    Args:
+        num_rows (int): Rows (nodes) ``N``.
+        channels (int): Channels per model ``C``.
+        p (float): Drop probability in ``[0, 1)``.
+        generators (list[torch.Generator], optional): One per model; ``None`` draws all
+            models at once from torch's default generator. (default: ``None``)
+        num_models (int, optional): ``K`` when ``generators`` is ``None``. (default: ``1``)
+        dtype (torch.dtype, optional): Mask dtype. (default: the default dtype)
+        device (torch.device, optional): Mask device. (default: CPU)
+
+    Shapes:
+        - **output:** :math:`(N, K C)`, model ``k`` in columns ``k C .. (k + 1) C - 1``
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> m = dropout_mask(1000, 8, 0.5, [g])
+        >>> sorted(m.unique().tolist()), round(float((m == 0).float().mean()), 1)
+        ([0.0, 2.0], 0.5)
+    """
+    if not 0.0 <= float(p) < 1.0:
+        raise ValueError(f"p must be in [0, 1), got {p!r}")
+    mask, scale = _keep_masks(
+        num_rows, channels, p, generators, num_models, dtype or torch.get_default_dtype(), device
+    )
+    k = mask.size(0)
+    return mask.mul_(scale).transpose(0, 1).reshape(num_rows, k * channels)
+
+
+class SeededDropout(torch.nn.Module):
+    r"""Dropout for K stacked models with one explicit generator per model.
+
+    .. math::
+        \mathrm{dropout}(\mathbf{H})_{n, kC + c} = \mathbf{H}_{n, kC + c}\,
+        m^{(k)}_{nc} / q, \qquad m^{(k)}_{nc} \sim \mathrm{Bernoulli}(q)
+
+    with the masks of :func:`dropout_mask`. It also replaces the ``dropout`` module of a
+    single :class:`~gnnleaky.nn.LeakyGNN` (``K = 1``), which is how stacked and
+    one-by-one training draw identical masks. Identity in eval mode or with ``p = 0``
+    (then nothing is drawn).
+
+    Args:
+        p (float, optional): Drop probability. (default: ``0.5``)
+        generators (list[torch.Generator], optional): One per model, used in order for
+            the ``K`` column blocks; ``None`` uses torch's default generator.
+            (default: ``None``)
+
+    Shapes:
+        - **input:** :math:`(N, K C)`
+        - **output:** same as input
+
+    Example:
+        >>> drop = SeededDropout(0.5, [torch.Generator().manual_seed(s) for s in (0, 1)])
+        >>> out = drop(torch.ones(4, 6))  # two models with 3 channels each
+        >>> sorted(set(out.unique().tolist())) <= [0.0, 2.0]
+        True
+    """
+
+    def __init__(self, p: float = 0.5, generators: Sequence[torch.Generator] | None = None) -> None:
+        super().__init__()
+        if not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.generators = list(generators) if generators is not None else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        mask, scale = self.keep_mask(x)
+        if mask is None:
+            return x
+        return _masked(x, mask, scale)
+
+    def keep_mask(self, x: Tensor) -> tuple[Tensor | None, float]:
+        """0/1 masks ``[K, N, C]`` for ``x`` (drawn now) and the scale ``1/q``;
+        ``(None, 1.0)`` when dropout is off."""
+        if not self.training or self.p == 0.0:
+            return None, 1.0
+        k = len(self.generators) if self.generators is not None else 1
+        if x.dim() != 2 or x.size(1) % k != 0:
+            raise ValueError(
+                f"x must have shape [N, K * C] with K={k} generators, got {tuple(x.shape)}"
+            )
+        return _keep_masks(x.size(0), x.size(1) // k, self.p, self.generators, k, x.dtype, x.device)
+
+    def extra_repr(self) -> str:
+        k = "default" if self.generators is None else len(self.generators)
+        return f"p={self.p}, generators={k}"
+
+
+def _bounds_of(act: torch.nn.Module) -> tuple[float, float] | None:
+    if not parametrize.is_parametrized(act, "weight"):
+        return None
+    plist = act.parametrizations.weight
+    if len(plist) != 1 or not isinstance(plist[0], SlopeBounds):
+        raise ValueError(
+            f"stacking supports PReLU slopes parametrized by SlopeBounds only, got {list(plist)}"
+        )
+    return (plist[0].lo, plist[0].hi)
+
+
+def _raw_slope(act: torch.nn.Module) -> Tensor:
+    """The free tensor behind a PReLU slope (the SlopeBounds input when bounded)."""
+    if parametrize.is_parametrized(act, "weight"):
+        return act.parametrizations.weight.original
+    return act.weight
+
+
+def _act_spec(act: torch.nn.Module, channels: int) -> tuple[str, float, bool, Any]:
+    """(kind, fixed slope, layer-wise, bounds) of one activation module."""
+    if isinstance(act, torch.nn.PReLU):
+        n = act.num_parameters
+        if n not in (1, channels):
+            raise ValueError(f"PReLU with num_parameters={n} cannot act on {channels} channels")
+        return "prelu", 0.0, n == 1, _bounds_of(act)
+    if isinstance(act, torch.nn.LeakyReLU):
+        return "fixed", float(act.negative_slope), False, None
+    if isinstance(act, torch.nn.ReLU):
+        return "fixed", 0.0, False, None
+    if isinstance(act, torch.nn.Identity):
+        return "fixed", 1.0, False, None
+    raise ValueError(
+        "stacking supports activations ReLU, LeakyReLU, PReLU and Identity, "
+        f"got {type(act).__name__}"
+    )
+
+
+class StackedGNN(torch.nn.Module):
+    r"""K GCNs of one shape, each with its own weights, activation, slopes and dropout.
+
+    Model :math:`k` is a :class:`~gnnleaky.nn.LeakyGNN` with ``conv="gcn"``:
+
+    .. math::
+        \mathbf{H}_k^{(\ell)} = \phi_{\ell, k}\big(\hat{\mathbf{A}}\,
+        \mathbf{H}_k^{(\ell-1)} \mathbf{W}_k^{(\ell)} + \mathbf{b}_k^{(\ell)}\big),
+        \qquad \phi_{\ell,k}(x)_c = \max(0, x) + \alpha_{\ell,k,c} \min(0, x)
+
+    where :math:`\alpha_{\ell,k,c}` is 0 (ReLU), a fixed slope (Leaky ReLU), 1 (identity)
+    or a learned PReLU slope (layer-wise or channel-wise, optionally bounded through the
+    same :class:`~gnnleaky.nn.SlopeBounds` map). All K models run together: the weights
+    are ``[K, in, out]`` tensors (``weights[l]``, ``biases[l]`` as ``[K, out]``), the
+    features live in an :math:`N \times (K C)` matrix propagated by one CSR product
+    with :math:`\hat{\mathbf{A}}` (built once per graph and cached), and every layer's
+    activation is one ``torch.prelu`` call. Learned slopes are the raw tensor
+    ``slope_raw`` of shape ``[K, A, C]`` (``A`` activated layers); see
+    :meth:`slope_parameters`.
+
+    The usual way to build one is :meth:`from_models`; the constructor builds the K
+    :class:`~gnnleaky.nn.LeakyGNN` itself (under ``torch.manual_seed(seeds[k])`` inside
+    :func:`torch.random.fork_rng` when ``seeds`` are given, so each model is initialised
+    exactly as ``LeakyGNN`` would be and the caller's random state is left untouched).
+
+    Args:
+        in_channels (int): Input feature width.
+        hidden_channels (int): Hidden width.
+        num_layers (int): Number of GCN layers.
+        out_channels (int, optional): Output width (last layer without activation).
+            (default: ``None``)
+        dropout (float, optional): Dropout after each activation; masks are independent
+            per model (see :class:`SeededDropout`). (default: ``0.0``)
+        act (str or list[str], optional): One activation name for all models or one per
+            model. (default: ``"relu"``)
+        act_kwargs (dict or list[dict], optional): Their arguments, e.g.
+            ``{"negative_slope": 0.1}`` or ``{"mode": "channel", "bounds": (0, 1)}``.
+        num_models (int, optional): ``K``; inferred from the lists or ``seeds``.
+        seeds (list[int], optional): One initialisation seed per model.
+        residual (bool, optional): As in ``LeakyGNN``. (default: ``False``)
+        conv (str, optional): Only ``"gcn"`` (see :data:`STACKABLE_CONVS`).
+
+    Shapes:
+        - **input:** node features :math:`(N, F_{in})`, edge index :math:`(2, E)`,
+          edge weights :math:`(E)` *(optional)*
+        - **output:** :math:`(K, N, F_{out})`; with ``return_hidden=True`` also
+          :class:`~gnnleaky.nn.Hidden` lists of :math:`(K, N, C)` views
+
+    Example:
+        >>> from gnnleaky.nn import LeakyGNN
+        >>> models = [LeakyGNN(8, 16, 3, 2, act="leaky_relu",
+        ...                    act_kwargs={"negative_slope": a}) for a in (0.0, 0.1, 0.5)]
+        >>> stacked = StackedGNN.from_models(models)
+        >>> x, edge_index = torch.randn(5, 8), torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+        >>> out = stacked(x, edge_index)
+        >>> out.shape
+        torch.Size([3, 5, 2])
+        >>> bool((out[1] - models[1](x, edge_index)).abs().max() < 1e-5)
+        True
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        num_layers: int,
+        out_channels: int | None = None,
+        dropout: float = 0.0,
+        act: str | Sequence[str] = "relu",
+        act_kwargs: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
+        *,
+        num_models: int | None = None,
+        seeds: Sequence[int] | None = None,
+        residual: bool = False,
+        conv: str = "gcn",
+    ) -> None:
+        super().__init__()
+        acts = [act] if isinstance(act, str) else list(act)
+        kws = (
+            [act_kwargs] if act_kwargs is None or isinstance(act_kwargs, dict) else list(act_kwargs)
+        )
+        sizes = {len(v) for v in (acts, kws) if len(v) != 1}
+        if seeds is not None:
+            sizes.add(len(seeds))
+        if num_models is not None:
+            sizes.add(int(num_models))
+        if len(sizes) > 1:
+            raise ValueError(
+                f"act, act_kwargs, seeds and num_models disagree on the number "
+                f"of models: {sorted(sizes)}"
+            )
+        k = sizes.pop() if sizes else 1
+        if k < 1:
+            raise ValueError(f"num_models must be >= 1, got {k}")
+        acts, kws = acts * (k // len(acts)), kws * (k // len(kws))
+
+        def build(i: int) -> LeakyGNN:
+            return LeakyGNN(
+                in_channels,
+                hidden_channels,
+                num_layers,
+                out_channels,
+                dropout=dropout,
+                act=acts[i],
+                act_kwargs=kws[i],
+                conv=conv,
+                residual=residual,
+            )
+
+        models = []
+        for i in range(k):
+            if seeds is None:
+                models.append(build(i))
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(int(seeds[i]))
+                    models.append(build(i))
+        self._load(models)
+
+    @classmethod
+    def from_models(cls, models: Sequence[LeakyGNN]) -> StackedGNN:
+        """Stack K :class:`~gnnleaky.nn.LeakyGNN` of one shape (their weights are copied).
+
+        Raises:
+            ValueError: if a model is not a ``LeakyGNN`` with ``conv`` in
+                :data:`STACKABLE_CONVS`, uses norms or jumping knowledge, or the shapes,
+                dropout or residual settings differ.
+        """
+        obj = cls.__new__(cls)
+        torch.nn.Module.__init__(obj)
+        obj._load(list(models))
+        return obj
+
+    # -- building ---------------------------------------------------------------------
+    def _load(self, models: list[LeakyGNN]) -> None:
+        if not models:
+            raise ValueError("models must be a non-empty list of LeakyGNN")
+        for m in models:
+            if not isinstance(m, LeakyGNN):
+                raise ValueError(f"models must be LeakyGNN instances, got {type(m).__name__}")
+            if m.conv not in STACKABLE_CONVS:
+                raise ValueError(
+                    f"stacking is only implemented for conv in "
+                    f"{list(STACKABLE_CONVS)}, got conv={m.conv!r}; "
+                    "train such models one by one"
+                )
+            if hasattr(m, "jk") or hasattr(m, "lin") or m.jk_mode is not None:
+                raise ValueError("stacking does not support jumping knowledge (jk=None only)")
+            if any(not isinstance(n, torch.nn.Identity) for n in m.norms):
+                raise ValueError("stacking does not support norm layers (norm=None only)")
+            for c in m.convs:
+                if not isinstance(c, GCNConv) or c.aggr != "add" or c.bias is None:
+                    raise ValueError(
+                        "stacking needs GCNConv layers with aggr='add' and a "
+                        "bias (LeakyGNN's defaults)"
+                    )
+        ref = models[0]
+
+        def shape(m: LeakyGNN) -> tuple:
+            return (
+                m.in_channels,
+                m.hidden_channels,
+                m.num_layers,
+                len(m.acts),
+                tuple((c.in_channels, c.out_channels) for c in m.convs),
+                float(m.dropout.p),
+                bool(m.residual),
+            )
+
+        for i, m in enumerate(models):
+            if shape(m) != shape(ref):
+                raise ValueError(
+                    f"models[{i}] differs from models[0] in shape, dropout or "
+                    f"residual: {shape(m)} != {shape(ref)}"
+                )
+        k = len(models)
+        self.num_models = k
+        self.in_channels = ref.in_channels
+        self.hidden_channels = ref.hidden_channels
+        self.num_layers = ref.num_layers
+        self.out_channels = ref.convs[-1].out_channels
+        self.num_acts = len(ref.acts)
+        self.residual = bool(ref.residual)
+        self.widths = [ref.convs[0].in_channels] + [c.out_channels for c in ref.convs]
+        self.dropout = SeededDropout(float(ref.dropout.p))
+        # Templates are kept out of the module tree: they only give model(k) its layout.
+        self._templates = [copy.deepcopy(m).cpu() for m in models]
+        self._cache: dict[str, Any] | None = None
+
+        with torch.no_grad():
+            self.weights = torch.nn.ParameterList(
+                [
+                    torch.nn.Parameter(torch.stack([m.convs[l].lin.weight.t() for m in models]))
+                    for l in range(self.num_layers)
+                ]
+            )
+            self.biases = torch.nn.ParameterList(
+                [
+                    torch.nn.Parameter(torch.stack([m.convs[l].bias for m in models]))
+                    for l in range(self.num_layers)
+                ]
+            )
+            self._load_slopes(models)
+
+    def _load_slopes(self, models: list[LeakyGNN]) -> None:
+        a, k = self.num_acts, self.num_models
+        c = self.widths[1] if a else 1
+        fixed = torch.zeros(k, a, c)
+        learned = torch.zeros(k, a, dtype=torch.bool)
+        layer_mode = torch.zeros(k, a, dtype=torch.bool)
+        raw = torch.zeros(k, a, c)
+        groups: dict[Any, Tensor] = {}
+        self._specs: list[list[tuple[str, float, bool, Any]]] = []
+        for j, m in enumerate(models):
+            row = []
+            for i, act in enumerate(m.acts):
+                spec = _act_spec(act, c)
+                kind, value, lw, bounds = spec
+                row.append(spec)
+                if kind == "fixed":
+                    fixed[j, i] = value
+                    continue
+                learned[j, i] = True
+                layer_mode[j, i] = lw
+                src = _raw_slope(act).detach()
+                raw[j, i, : src.numel()] = src
+                groups.setdefault(bounds, torch.zeros(k, a, dtype=torch.bool))[j, i] = True
+            self._specs.append(row)
+        dtype = self.weights[0].dtype if len(self.weights) else torch.get_default_dtype()
+        self.register_buffer("slope_fixed", fixed.to(dtype))
+        self.register_buffer("slope_layer_mode", layer_mode)
+        self._bound_groups = list(groups)
+        for i, (_, mask) in enumerate(groups.items()):
+            self.register_buffer(f"slope_group_{i}", mask)
+        if bool(learned.any()):
+            self.slope_raw: torch.nn.Parameter | None = torch.nn.Parameter(raw.to(dtype))
+        else:
+            self.slope_raw = None
+
+    # -- slopes -------------------------------------------------------------------------
+    def slopes(self) -> Tensor:
+        r"""Negative slopes of every model, activated layer and channel: ``[K, A, C]``.
+
+        Keeps the autograd graph to ``slope_raw`` (learned PReLU slopes)."""
+        s = self.slope_fixed
+        theta = self.slope_raw
+        if theta is None:
+            return s
+        theta = torch.where(
+            self.slope_layer_mode[..., None], theta[..., :1].expand_as(theta), theta
+        )
+        for i, bounds in enumerate(self._bound_groups):
+            value = theta if bounds is None else SlopeBounds(*bounds)(theta)
+            s = torch.where(getattr(self, f"slope_group_{i}")[..., None], value, s)
+        return s
+
+    def slope_parameters(self) -> list[torch.nn.Parameter]:
+        """The free slope parameters (exempt them from weight decay)."""
+        return [self.slope_raw] if self.slope_raw is not None else []
+
+    def param_groups(
+        self, weight_decay: float = 0.0, slope_weight_decay: float = 0.0
+    ) -> list[dict[str, Any]]:
+        """Optimizer groups as :func:`gnnleaky.nn.param_groups`: slopes without decay."""
+        slope_ids = {id(p) for p in self.slope_parameters()}
+        groups = [
+            {
+                "params": [p for p in self.parameters() if id(p) not in slope_ids],
+                "weight_decay": float(weight_decay),
+            }
+        ]
+        if slope_ids:
+            groups.append(
+                {"params": self.slope_parameters(), "weight_decay": float(slope_weight_decay)}
+            )
+        return groups
+
+    # -- graph operators ----------------------------------------------------------------
+    def _operators(
+        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None
+    ) -> dict[str, Any]:
+        c = self._cache
+        if (
+            c is not None
+            and c["x"] is x
+            and c["x_v"] == x._version
+            and c["ei"] is edge_index
+            and c["ei_v"] == edge_index._version
+            and c["ew"] is edge_weight
+            and (edge_weight is None or c["ew_v"] == edge_weight._version)
+        ):
+            return c
+        check_features(x)
+        if x.size(1) != self.in_channels:
+            raise ValueError(
+                f"x has {x.size(1)} features but the models were built with "
+                f"in_channels={self.in_channels}"
+            )
+        a, a_t = normalized_adjacency(edge_index, edge_weight, x.size(0), dtype=x.dtype)
+        a, a_t = a.to(x.device), a_t.to(x.device)
+        feats = feats_t = None
+        if x.numel() and not x.is_cuda:
+            nnz = int(torch.count_nonzero(x))
+            if nnz <= SPARSE_FEATURE_DENSITY * x.numel():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    feats = x.to_sparse_csr()
+                    feats_t = x.t().to_sparse_csr()
+        # The tensors themselves are held, so identity + version checks cannot be fooled
+        # by a new tensor reusing a freed address.
+        self._cache = {
+            "x": x,
+            "x_v": x._version,
+            "ei": edge_index,
+            "ei_v": edge_index._version,
+            "ew": edge_weight,
+            "ew_v": None if edge_weight is None else edge_weight._version,
+            "a": a,
+            "a_t": a_t,
+            "feats": feats,
+            "feats_t": feats_t,
+        }
+        return self._cache
+
+    def clear_cache(self) -> None:
+        """Forget the cached graph operators (they are rebuilt on the next call)."""
+        self._cache = None
+
+    # -- forward ------------------------------------------------------------------------
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor | None = None,
+        *,
+        return_hidden: bool = False,
+    ) -> Tensor | tuple[Tensor, Hidden]:
+        """Run all K models; returns ``[K, N, out]`` (and :class:`Hidden` when asked)."""
+        ops = self._operators(x, edge_index, edge_weight)
+        k, n = self.num_models, x.size(0)
+        # [A, K, C] once per call, so that layer l's K * C slopes are a view.
+        slopes = self.slopes().transpose(0, 1).contiguous() if self.num_acts else None
+        grad = torch.is_grad_enabled()
+        pre: list[Tensor] = []
+        post: list[Tensor] = []
+
+        def per_model(t: Tensor, width: int) -> Tensor:
+            return t.view(n, k, width).transpose(0, 1)
+
+        h = x
+        for layer in range(self.num_layers):
+            w = self.weights[layer]
+            b = self.biases[layer].view(-1)
+            c_in, c_out = self.widths[layer], self.widths[layer + 1]
+            if layer == 0:
+                w_cat = w.permute(1, 0, 2).reshape(c_in, k * c_out)
+                if ops["feats"] is not None and not x.requires_grad:
+                    z = _spmm(ops["feats"], ops["feats_t"], w_cat)
+                else:
+                    z = x @ w_cat
+            else:
+                z = _PerModelLinear.apply(h, w)
+            z = _spmm(ops["a"], ops["a_t"], z, b)
+            if layer < self.num_acts:
+                w_act = slopes[layer].view(k * c_out)
+                mask, scale = self.dropout.keep_mask(z)
+                if not grad or not (z.requires_grad or w_act.requires_grad):
+                    z_post = torch.prelu(z, w_act)
+                    z_next = z_post if mask is None else _masked(z_post, mask, scale)
+                elif return_hidden:
+                    z_post = _PReLUDropout.apply(z, w_act, None, 1.0)
+                    z_next = z_post if mask is None else _masked(z_post, mask, scale)
+                else:
+                    z_post = z_next = _PReLUDropout.apply(z, w_act, mask, scale)
+                if return_hidden:
+                    pre.append(per_model(z, c_out))
+                    post.append(per_model(z_post, c_out))
+                z = z_next
+            elif return_hidden:
+                pre.append(per_model(z, c_out))
+                post.append(pre[-1])
+            if self.residual and c_in == c_out:
+                z = z + (h.repeat(1, k) if layer == 0 else h)
+            h = z
+        out = per_model(h, self.widths[-1])
+        if return_hidden:
+            return out, Hidden(pre, post)
+        return out
+
+    # -- models in and out --------------------------------------------------------------
+    @torch.no_grad()
+    def model(self, k: int) -> LeakyGNN:
+        """Model ``k`` as a stand-alone :class:`~gnnleaky.nn.LeakyGNN` (a copy)."""
+        if not -self.num_models <= k < self.num_models:
+            raise ValueError(f"k must be in [0, {self.num_models}), got {k}")
+        k = k % self.num_models
+        m = copy.deepcopy(self._templates[k])
+        dev = self.weights[0].device
+        m.to(dev)
+        for layer, conv in enumerate(m.convs):
+            conv.lin.weight.copy_(self.weights[layer][k].t())
+            conv.bias.copy_(self.biases[layer][k])
+        for i, act in enumerate(m.acts):
+            if isinstance(act, torch.nn.PReLU):
+                raw = _raw_slope(act)
+                raw.copy_(self.slope_raw[k, i, : raw.numel()])
+        m.dropout.p = self.dropout.p
+        m.train(self.training)
+        return m
+
+    def select(self, index: Sequence[int]) -> StackedGNN:
+        """A new stack of the models at ``index`` (copies of their weights, same generators).
+
+        Parameter names and shapes (but the model dimension) are kept, so optimizer state
+        can be carried over by name (see :func:`gnnleaky.bench.train.train_group`).
+        """
+        idx = [int(i) % self.num_models for i in index]
+        if not idx:
+            raise ValueError("index must select at least one model")
+        t = torch.tensor(idx, device=self.weights[0].device)
+        obj = self.__class__.__new__(self.__class__)
+        torch.nn.Module.__init__(obj)
+        for name in (
+            "in_channels",
+            "hidden_channels",
+            "num_layers",
+            "out_channels",
+            "num_acts",
+            "residual",
+            "widths",
+            "_bound_groups",
+        ):
+            setattr(obj, name, copy.copy(getattr(self, name)))
+        obj.num_models = len(idx)
+        obj._templates = [self._templates[i] for i in idx]
+        obj._specs = [self._specs[i] for i in idx]
+        obj._cache = None
+        gens = self.dropout.generators
+        obj.dropout = SeededDropout(
+            self.dropout.p, None if gens is None else [gens[i] for i in idx]
+        )
+        obj.train(self.training)
+        with torch.no_grad():
+            obj.weights = torch.nn.ParameterList(
+                [torch.nn.Parameter(w.index_select(0, t)) for w in self.weights]
+            )
+            obj.biases = torch.nn.ParameterList(
+                [torch.nn.Parameter(b.index_select(0, t)) for b in self.biases]
+            )
+            for name, buf in self.named_buffers():
+                obj.register_buffer(name, buf.index_select(0, t))
+            obj.slope_raw = (
+                None
+                if self.slope_raw is None
+                else torch.nn.Parameter(self.slope_raw.index_select(0, t))
+            )
+        return obj
+
+    def to_models(self) -> list[LeakyGNN]:
+        """All K models as stand-alone :class:`~gnnleaky.nn.LeakyGNN` copies."""
+        return [self.model(k) for k in range(self.num_models)]
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every model as ``LeakyGNN.reset_parameters`` does (global RNG)."""
+        templates = [copy.deepcopy(t) for t in self._templates]
+        for t in templates:
+            t.reset_parameters()
+        self._load(templates)
+
+    def __repr__(self) -> str:
+        kinds = []
+        for row in self._specs:
+            if not row:
+                kinds.append("none")
+                continue
+            kind, value, lw, bounds = row[0]
+            if kind == "fixed":
+                kinds.append(f"{value:g}")
+            else:
+                kinds.append(
+                    "prelu_"
+                    + ("layer" if lw else "channel")
+                    + ("" if bounds is None else f"{list(bounds)}")
+                )
+        return (
+            f"{self.__class__.__name__}(num_models={self.num_models}, "
+            f"{self.in_channels}, {self.out_channels}, num_layers={self.num_layers}, "
+            f"conv='gcn', acts=[{', '.join(kinds)}])"
+        )
