@@ -131,7 +131,8 @@ def _layer_curves(results: Results, out: Path, metric: str, ylabel: str, log_y: 
             ax.set_yscale("log")
         ax.set_xlabel("layer")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{label} / {conv}, depth {depth}: {ylabel} per layer (best epoch)")
+        ax.set_title(f"{label} / {conv}, depth {depth}, best epoch\n{ylabel} per layer",
+                     fontsize=10)
         ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()
         path = out / f"{stem}_{label}_{conv}.png"
