@@ -10,6 +10,7 @@ from gnnleaky.nn.activation import (
     slopes,
 )
 from gnnleaky.nn.models import CONVS, Hidden, LeakyGNN
+from gnnleaky.nn.stacked import StackedGNN
 
 __all__ = [
     "ACTIVATIONS",
@@ -18,6 +19,7 @@ __all__ = [
     "LeakyGNN",
     "PReLU",
     "SlopeBounds",
+    "StackedGNN",
     "activation",
     "param_groups",
     "slope_l1",

@@ -3,11 +3,11 @@ r"""StackedGNN: K same-shape GNNs trained in one pass (the engine of fast sweeps
 A depth x slope x activation x seed grid trains hundreds of models that share a graph and
 a shape. :class:`StackedGNN` holds K of them (same conv, depth and width; each with its own
 weights, activation kind, slopes, dropout mask and seed) as one module: per-model weights
-are ``[K, in, out]`` tensors (one batched matmul per layer) and the graph propagation is one
-sparse product with an :math:`N \times (K C)` matrix, the normalized adjacency being built
-once per graph. Model ``k`` is exactly :class:`~gnnleaky.nn.LeakyGNN` number ``k``:
-:meth:`StackedGNN.from_models` copies K models in and :meth:`StackedGNN.model` copies one
-back out, with outputs equal up to float rounding.
+are ``[K, in, out]`` tensors, the features of all models live side by side in one
+:math:`N \times (K C)` matrix propagated by one sparse product per layer, and the
+normalized adjacency is built once per graph. Model ``k`` is exactly
+:class:`~gnnleaky.nn.LeakyGNN` number ``k``: :meth:`StackedGNN.from_models` copies K models
+in and :meth:`StackedGNN.model` copies one back out, with outputs equal up to float rounding.
 
 Kernels. Measured with ``python benchmarks/perf/sweep_speed.py --kernels --threads 1`` on
 Cora (N = 2708, 13264 non-zeros with self-loops, float32, one thread of an AMD EPYC,
@@ -33,7 +33,11 @@ MKL's 0.21 ms; see :class:`_PerModelLinear`). Activations are one ``torch.prelu`
 :math:`N \times (K C)` layout with a per-(model, channel) slope vector (ReLU is slope 0,
 Leaky ReLU a fixed slope, identity slope 1) and a hand-written backward: 2.9 ms forward and
 backward for 12 models where torch's PReLU backward alone takes 10 ms and
-``torch.where(h >= 0, h, slope * h)`` 8.3 ms forward.
+``torch.where(h >= 0, h, slope * h)`` 8.3 ms forward. Dropout masks cost one random bit
+per entry (:func:`dropout_mask`). On a 2-core CPU these kernels, not the stacking, carry
+the speed-up over PyG beyond the first layer: the products are bandwidth-bound, so the
+cost per model hardly changes with K (``docs/performance.md``); stacking shares the graph
+operators, the feature product of the first layer and the Python overhead.
 """
 
 from __future__ import annotations

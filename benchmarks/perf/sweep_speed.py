@@ -1,0 +1,413 @@
+"""Sweep speed: gnnleaky's stacked sweep against a plain loop over PyG's ``GCN``.
+
+Runs, in one process:
+
+1. a Cora grid (depths 2, 8, 32, 64 x four Leaky ReLU slopes x 3 seeds, 200 epochs,
+   patience 100) through ``gnnleaky.bench.train.train_group``, the code path of
+   ``gnnleaky sweep`` (stacked groups, per-layer metrics recorded at init and best epoch);
+2. the same grid as a plain loop over ``torch_geometric.nn.models.GCN`` with a Leaky ReLU
+   (Adam, cross-entropy, evaluation every epoch), timed on a sample of the grid (one seed
+   per depth and slope, ``--baseline-epochs`` epochs) and scaled to the model-epochs the
+   sweep actually ran;
+3. one 64-layer model alone: gnnleaky's ms per epoch, PyG's, and the floor: the summed time
+   of the epoch's dense and sparse products (forward, backward, evaluation), each run
+   alone in this process with the same kernels.
+
+It prints model-epochs per second, the ratios and the peak resident memory. Without
+Cora under ``GNNLEAKY_DATA`` it uses a cSBM graph of Cora's size and says so.
+
+Usage::
+
+    GNNLEAKY_DATA=/path/to/data python benchmarks/perf/sweep_speed.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import time
+from collections import defaultdict
+
+import torch
+import torch.nn.functional as F
+from torch_geometric.nn.models import GCN
+
+from gnnleaky import datasets, spectral
+from gnnleaky.bench.config import RunConfig, SweepConfig
+from gnnleaky.bench.train import train_group
+from gnnleaky.nn.stacked import (
+    SPARSE_FEATURE_DENSITY,
+    _blocks_matmul,
+    _csr_matmul,
+    normalized_adjacency,
+)
+from gnnleaky.spectral import GraphCache
+
+SLOPES = (0.01, 0.1, 0.2, 0.5)
+
+
+def load_graph():
+    try:
+        return datasets.load("cora"), "cora", {}, "Cora"
+    except FileNotFoundError:
+        params = {
+            "num_nodes": 2708,
+            "num_classes": 7,
+            "num_features": 1433,
+            "avg_degree": 3.9,
+            "seed": 0,
+        }
+        return (
+            datasets.load("csbm", **params),
+            "csbm",
+            params,
+            "cSBM of Cora's size (Cora not found under GNNLEAKY_DATA)",
+        )
+
+
+def load_avg() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # pragma: no cover
+        return float("nan")
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
+
+
+# -- PyG baseline --------------------------------------------------------------------------
+def pyg_epoch_times(
+    data, depth: int, slope: float, seed: int, epochs: int, dropout: float, hidden: int = 64
+) -> list[float]:
+    """A plain PyG loop: train step, then evaluate; returns seconds per epoch."""
+    torch.manual_seed(seed)
+    model = GCN(
+        data.num_features,
+        hidden,
+        depth,
+        data.num_classes,
+        dropout=dropout,
+        act="leaky_relu",
+        act_kwargs={"negative_slope": slope},
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
+    x, ei, y = data.x, data.edge_index, data.y
+    train = data.train_mask if data.train_mask.dim() == 1 else data.train_mask[:, 0]
+    val = data.val_mask if data.val_mask.dim() == 1 else data.val_mask[:, 0]
+    best, times = -1.0, []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        model.train()
+        opt.zero_grad()
+        F.cross_entropy(model(x, ei)[train], y[train]).backward()
+        opt.step()
+        model.eval()
+        with torch.no_grad():
+            pred = model(x, ei).argmax(-1)
+        best = max(best, float((pred[val] == y[val]).float().mean()))
+        times.append(time.perf_counter() - t)
+    return times
+
+
+# -- floor -----------------------------------------------------------------------------------
+def timed(fn, reps: int = 15) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def product_floor(data, depth: int, hidden: int = 64) -> tuple[float, dict[str, float]]:
+    """Seconds of one epoch's products (train forward + backward + eval forward) of one
+    model, each timed alone with the kernels StackedGNN uses."""
+    n, f, c, out = data.num_nodes, data.num_features, hidden, data.num_classes
+    a, a_t = normalized_adjacency(data.edge_index, num_nodes=n)
+    x = data.x
+    if int(torch.count_nonzero(x)) <= SPARSE_FEATURE_DENSITY * x.numel():
+        xs, xs_t = x.to_sparse_csr(), x.t().to_sparse_csr()
+        x_fwd, x_bwd = (lambda: _csr_matmul(xs, w1)), (lambda: _csr_matmul(xs_t, g))
+    else:
+        x_fwd, x_bwd = (lambda: x @ w1), (lambda: x.t() @ g)
+    h, g = torch.randn(1, n, c), torch.randn(n, c)
+    w, b = torch.randn(1, c, c), torch.randn(c)
+    w1, w_out = torch.randn(f, c), torch.randn(1, out, c)
+    g_out, b_out = torch.randn(1, n, out), torch.randn(out)
+    t = {
+        "X W1 (fwd)": timed(x_fwd),
+        "X^T G (grad W1)": timed(x_bwd),
+        "A Z + b, width 64": timed(lambda: _csr_matmul(a, g, b)),
+        "A Z + b, width out": timed(lambda: _csr_matmul(a, g_out[0], b_out)),
+        "A^T G, width 64": timed(lambda: _csr_matmul(a_t, g)),
+        "A^T G, width out": timed(lambda: _csr_matmul(a_t, g_out[0])),
+        "H W (fwd)": timed(lambda: _blocks_matmul(h, w)),
+        "G W^T (grad H)": timed(lambda: _blocks_matmul(h, w)),
+        "H^T G (grad W)": timed(lambda: torch.bmm(h.transpose(1, 2), h)),
+        "H W_out (fwd)": timed(lambda: _blocks_matmul(h, w_out)),
+        "G W_out^T (grad H)": timed(lambda: _blocks_matmul(g_out, w_out.transpose(1, 2))),
+        "H^T G_out (grad W_out)": timed(lambda: torch.bmm(h.transpose(1, 2), g_out)),
+    }
+    hid = depth - 2  # hidden-to-hidden layers
+    total = (
+        2 * t["X W1 (fwd)"]
+        + t["X^T G (grad W1)"]
+        + (depth - 1) * (2 * t["A Z + b, width 64"] + t["A^T G, width 64"])
+        + 2 * t["A Z + b, width out"]
+        + t["A^T G, width out"]
+        + hid * (2 * t["H W (fwd)"] + t["G W^T (grad H)"] + t["H^T G (grad W)"])
+    )
+    if depth > 1:
+        total += 2 * t["H W_out (fwd)"] + t["G W_out^T (grad H)"] + t["H^T G_out (grad W_out)"]
+    return total, t
+
+
+def kernel_table(data) -> None:
+    """Times of the candidate kernels on this graph (min over repetitions)."""
+    from torch_geometric.utils import scatter, spmm
+
+    from gnnleaky.nn.stacked import _PReLUDropout, dropout_mask
+
+    n = data.num_nodes
+    a, _ = normalized_adjacency(data.edge_index, num_nodes=n)
+    coo = a.to_sparse_coo()
+    row, col = coo.indices()
+    val = coo.values()
+    print(f"kernels on this graph ({torch.get_num_threads()} threads, min of 15, ms):")
+    for width in (64, 768):
+        h, b = torch.randn(n, width), torch.randn(width)
+        cells = {
+            "COO @": timed(lambda h=h: coo @ h),
+            "CSR @ (torch.sparse.mm)": timed(lambda h=h: torch.sparse.mm(a, h)),
+            "CSR addmm (+bias)": timed(lambda h=h, b=b: torch.addmm(b, a, h)),
+            "pyg spmm(CSR)": timed(lambda h=h: spmm(a, h)),
+            "gather+index_add_": timed(
+                lambda h=h, w=width: torch.zeros(n, w).index_add_(0, row, h[col] * val[:, None])
+            ),
+            "gather+pyg scatter": timed(
+                lambda h=h: scatter(h[col] * val[:, None], row, 0, dim_size=n, reduce="sum")
+            ),
+        }
+        print(
+            f"  A_hat @ H, width {width}: "
+            + ", ".join(f"{k} {v * 1e3:.3f}" for k, v in cells.items())
+        )
+    k, c = 12, 64
+    h, w = torch.randn(n, k * c), torch.randn(k, c, c)
+    hs = h.view(n, k, c).transpose(0, 1).contiguous()
+    cells = {
+        "MKL mm, 1 model": timed(lambda: hs[0] @ w[0]),
+        "oneDNN linear, 1 model": timed(lambda: _blocks_matmul(hs[:1], w[:1])),
+        "MKL bmm + transposes, 12 models": timed(
+            lambda: torch.bmm(h.view(n, k, c).transpose(0, 1), w).transpose(0, 1).reshape(n, -1)
+        ),
+        "transpose + 12 oneDNN + cat": timed(
+            lambda: _blocks_matmul(h.view(n, k, c).transpose(0, 1).contiguous(), w)
+        ),
+    }
+    print(
+        "  H W, [2708, 64] x [64, 64]: " + ", ".join(f"{k} {v * 1e3:.3f}" for k, v in cells.items())
+    )
+    slope = torch.rand(k * c)
+    hg = h.clone().requires_grad_()
+    sg = slope.clone().requires_grad_()
+    g = torch.randn(n, k * c)
+    cells = {
+        "torch.prelu fwd": timed(lambda: torch.prelu(h, slope)),
+        "torch.prelu fwd+bwd": timed(lambda: torch.autograd.grad(torch.prelu(hg, sg), (hg, sg), g)),
+        "gnnleaky fwd+bwd": timed(
+            lambda: torch.autograd.grad(_PReLUDropout.apply(hg, sg, None, 1.0), (hg, sg), g)
+        ),
+        "torch.where(h>=0, h, a*h)": timed(lambda: torch.where(h >= 0, h, h * slope)),
+    }
+    print("  PReLU over [2708, 768]: " + ", ".join(f"{k} {v * 1e3:.3f}" for k, v in cells.items()))
+    gens = [torch.Generator().manual_seed(i) for i in range(k)]
+    cells = {
+        "F.dropout x12 (bernoulli)": timed(lambda: [F.dropout(hs[i], 0.5, True) for i in range(k)]),
+        "gnnleaky masks, 12 generators": timed(lambda: dropout_mask(n, c, 0.5, gens)),
+    }
+    print(
+        "  dropout p=0.5, 12 x [2708, 64]: "
+        + ", ".join(f"{k} {v * 1e3:.3f}" for k, v in cells.items())
+    )
+
+
+def gnnleaky_ms_per_epoch(
+    data, dataset: str, params: dict, depth: int, dropout: float, epochs: int
+) -> float:
+    """One model through train_group (metrics off): (time of E+5 epochs - time of 5) / E."""
+
+    def run(e: int) -> float:
+        cfg = RunConfig(
+            dataset=dataset,
+            dataset_params=tuple(params.items()),
+            num_layers=depth,
+            dropout=dropout,
+            epochs=e,
+            patience=None,
+            metrics=(),
+        )
+        t = time.perf_counter()
+        (res,) = train_group(data, [cfg])
+        assert res.epochs_run == e
+        return time.perf_counter() - t
+
+    run(2)  # warm-up
+    return (run(epochs + 5) - run(5)) / epochs * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--epochs", type=int, default=200)
+    ap.add_argument("--baseline-epochs", type=int, default=10)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads for this run (default: torch's choice)",
+    )
+    ap.add_argument("--quick", action="store_true", help="smoke test: depths 2 and 8, 20 epochs")
+    ap.add_argument(
+        "--kernels",
+        action="store_true",
+        help="only print the kernel measurements behind StackedGNN's choices",
+    )
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    depths = (2, 8) if args.quick else (2, 8, 32, 64)
+    epochs = 20 if args.quick else args.epochs
+    single_depth = 8 if args.quick else 64
+
+    data, dataset, params, label = load_graph()
+    if args.kernels:
+        kernel_table(data)
+        return
+    load0 = load_avg()
+    print(
+        f"sweep_speed on {label}: {data.num_nodes} nodes, {data.edge_index.size(1)} edges, "
+        f"{data.num_features} features; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs ({platform.machine()}), "
+        f"load average {load0:.1f} at start"
+    )
+    entry = {"name": dataset, "params": params} if params else dataset
+    sweep = SweepConfig(
+        name="sweep-speed",
+        datasets=[entry],
+        depths=depths,
+        activations=["leaky_relu"],
+        alphas=SLOPES,
+        seeds=(0, 1, 2),
+        epochs=epochs,
+        patience=100,
+        hidden_channels=64,
+        dropout=0.5,
+    )
+    runs = sweep.expand()
+    print(
+        f"grid: depths {list(depths)} x Leaky ReLU slopes {list(SLOPES)} x seeds [0, 1, 2] "
+        f"= {len(runs)} runs, {epochs} epochs (patience 100), hidden 64, dropout 0.5, "
+        f"lr 0.01, weight decay 5e-4"
+    )
+
+    # -- 1. gnnleaky's sweep ------------------------------------------------------------------
+    groups: dict[tuple, list[RunConfig]] = defaultdict(list)
+    for r in runs:
+        groups[r.group_key].append(r)
+    per_depth: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])  # [seconds, m-e]
+    metric_time = [0.0]
+    layer_metrics = spectral.layer_metrics
+
+    def timed_metrics(*a, **kw):  # the trainer looks layer_metrics up at call time
+        t = time.perf_counter()
+        try:
+            return layer_metrics(*a, **kw)
+        finally:
+            metric_time[0] += time.perf_counter() - t
+
+    spectral.layer_metrics = timed_metrics
+    start = time.perf_counter()
+    failed = 0
+    cache = GraphCache(data.edge_index, data.num_nodes, symmetrize=True)  # one per graph
+    for group in groups.values():
+        t = time.perf_counter()
+        results = train_group(data, group, cache=cache)
+        per_depth[group[0].num_layers][0] += time.perf_counter() - t
+        per_depth[group[0].num_layers][1] += sum(r.epochs_run for r in results)
+        failed += sum(r.status != "ok" for r in results)
+        print(
+            f"  depth {group[0].num_layers:>2}: {len(group)} runs in "
+            f"{time.perf_counter() - t:6.1f} s, epochs run "
+            f"{sorted(r.epochs_run for r in results)}",
+            flush=True,
+        )
+    ours = time.perf_counter() - start
+    spectral.layer_metrics = layer_metrics
+    model_epochs = sum(v[1] for v in per_depth.values())
+    rss = peak_rss_gib()
+    print(
+        f"gnnleaky sweep: train_group over {len(groups)} stacked groups of "
+        f"{sorted({len(g) for g in groups.values()})} models, per-layer metrics ON "
+        f"({', '.join(sweep.metrics)}; every layer, pre and post, at init and best epoch): "
+        f"{int(model_epochs)} model-epochs in {ours:.1f} s -> "
+        f"{model_epochs / ours:.1f} model-epochs/s ({failed} runs failed); of this, "
+        f"{metric_time[0]:.1f} s in layer_metrics (incl. Cora's eigendecomposition), "
+        f"{model_epochs / (ours - metric_time[0]):.1f} model-epochs/s without it"
+    )
+    print(f"peak resident memory of the grid run: {rss:.2f} GiB (target < 4 GiB)")
+
+    # -- 2. PyG baseline, sampled -------------------------------------------------------------
+    base_per_epoch: dict[int, float] = {}
+    sampled = 0
+    for depth in depths:
+        times = []
+        for slope in SLOPES:
+            ts = pyg_epoch_times(data, depth, slope, 0, args.baseline_epochs + 1, 0.5)
+            times += ts[1:]  # the first epoch warms caches up
+            sampled += len(ts)
+        base_per_epoch[depth] = statistics.mean(times)
+    base = sum(base_per_epoch[d] * per_depth[d][1] for d in depths)
+    print(
+        f"PyG GCN loop (Leaky ReLU, PyG defaults otherwise, same protocol, no metrics): timed on a "
+        f"sample of the grid ({sampled} model-epochs: 1 seed x {len(SLOPES)} slopes x "
+        f"{len(depths)} depths x {args.baseline_epochs + 1} epochs, first epoch of each "
+        f"dropped) and scaled to the sweep's {int(model_epochs)} model-epochs: est. "
+        f"{base:.0f} s -> {model_epochs / base:.2f} model-epochs/s"
+    )
+    print(f"speed-up (model-epochs/s, gnnleaky / PyG): {base / ours:.1f}x (target >= 10x)")
+    print("per depth: depth | gnnleaky ms/model-epoch | PyG ms/epoch | ratio")
+    for d in depths:
+        mine = per_depth[d][0] / per_depth[d][1] * 1e3
+        print(
+            f"  {d:>3} | {mine:9.1f} | {base_per_epoch[d] * 1e3:9.1f} | "
+            f"{base_per_epoch[d] * 1e3 / mine:5.1f}x"
+        )
+
+    # -- 3. one deep model ------------------------------------------------------------------
+    floor, parts = product_floor(data, single_depth)
+    for dropout in (0.5, 0.0):
+        ours1 = gnnleaky_ms_per_epoch(data, dataset, params, single_depth, dropout, 20)
+        pyg1 = statistics.median(pyg_epoch_times(data, single_depth, 0.1, 0, 11, dropout)[1:])
+        print(
+            f"one {single_depth}-layer model, dropout {dropout}: gnnleaky {ours1:.1f} ms/epoch, "
+            f"PyG {pyg1 * 1e3:.1f} ms/epoch ({pyg1 * 1e3 / ours1:.1f}x, target >= 2x); "
+            f"floor {floor * 1e3:.1f} ms/epoch (gnnleaky = {ours1 / (floor * 1e3):.2f}x the "
+            f"floor, target <= 1.5x)"
+        )
+    print(
+        "floor = one epoch's products (train forward, backward, eval forward), each timed "
+        "alone (min of 15): " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in parts.items())
+    )
+    print(
+        f"load average {load_avg():.1f} at the end; peak resident memory of the whole "
+        f"script {peak_rss_gib():.2f} GiB"
+    )
+
+
+if __name__ == "__main__":
+    main()
