@@ -61,17 +61,20 @@ def plan(config: SweepConfig, done: set[str] | None = None,
     return out
 
 
-def _data_loader(root: str | None) -> Callable[[RunConfig], Any]:
-    """A per-process cache of graphs keyed by ``RunConfig.graph_key`` (dataset + split)."""
+def _data_loader(root: str | None) -> Callable[[RunConfig], tuple[Any, Any]]:
+    """A per-process cache of graphs, each with its :class:`~gnnleaky.spectral.GraphCache`
+    (normalized operators, eigenbasis) built once and shared by all groups on that graph."""
     from gnnleaky import datasets
+    from gnnleaky.spectral import GraphCache
 
-    cache: dict[tuple, Any] = {}
+    cache: dict[tuple, tuple[Any, Any]] = {}
 
-    def get(run: RunConfig) -> Any:
+    def get(run: RunConfig) -> tuple[Any, Any]:
         key = (run.dataset, run.dataset_params)
         if key not in cache:
             cache.clear()  # groups arrive dataset by dataset: keep one graph in memory
-            cache[key] = datasets.load(run.dataset, root=root, **dict(run.dataset_params))
+            data = datasets.load(run.dataset, root=root, **dict(run.dataset_params))
+            cache[key] = (data, GraphCache(data.edge_index, data.num_nodes, symmetrize=True))
         return cache[key]
 
     return get
@@ -107,13 +110,14 @@ def _failed(run: RunConfig, err: BaseException) -> Any:
                      wall_time=0.0, group_size=1)
 
 
-def _train(group: Sequence[RunConfig], data: Any, stacked: bool) -> list[Any]:
+def _train(group: Sequence[RunConfig], graph: tuple[Any, Any], stacked: bool) -> list[Any]:
     """Train a group; if it raises, train its runs one by one so that one bad run (an
     error, or a stack too large for memory) fails alone and the sweep goes on."""
     from gnnleaky.bench.train import train_group
 
+    data, cache = graph
     try:
-        return train_group(data, list(group), stacked=stacked)
+        return train_group(data, list(group), stacked=stacked, cache=cache)
     except Exception as err:
         if len(group) == 1 and not stacked:
             log.warning("run %s raised %s: stored as failed", group[0].key, err,
@@ -124,7 +128,7 @@ def _train(group: Sequence[RunConfig], data: Any, stacked: bool) -> list[Any]:
     results = []
     for run in group:
         try:
-            results.extend(train_group(data, [run], stacked=False))
+            results.extend(train_group(data, [run], stacked=False, cache=cache))
         except Exception as err:
             log.warning("run %s raised %s: stored as failed", run.key, err, exc_info=True)
             results.append(_failed(run, err))
