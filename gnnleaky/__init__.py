@@ -1,4 +1,5 @@
 """gnnleaky: Leaky ReLU and PReLU GNNs, spectral probes and oversmoothing benchmarks on PyG."""
+
 import logging
 
 __version__ = "0.1.0"

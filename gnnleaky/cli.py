@@ -1,4 +1,5 @@
 """The ``gnnleaky`` command: ``sweep``, ``report``, ``energy``, ``datasets``."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,19 +31,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("sweep", help="run a depth x slope x activation x dataset sweep",
-                       description="Run a sweep preset or YAML config; finished runs in the "
-                       "results store are skipped, so a killed sweep resumes.")
-    s.add_argument("config", nargs="?", default="quick",
-                   help="YAML file or preset name in benchmarks/configs (default: quick)")
+    s = sub.add_parser(
+        "sweep",
+        help="run a depth x slope x activation x dataset sweep",
+        description="Run a sweep preset or YAML config; finished runs in the "
+        "results store are skipped, so a killed sweep resumes.",
+    )
+    s.add_argument(
+        "config",
+        nargs="?",
+        default="quick",
+        help="YAML file or preset name in benchmarks/configs (default: quick)",
+    )
     s.add_argument("--out", help="results store (default: results/<name>.sqlite)")
     s.add_argument("--datasets", type=_words, help="override datasets, e.g. cora,citeseer")
     s.add_argument("--convs", type=_words, help="override convs, e.g. gcn,sage")
     s.add_argument("--depths", type=_ints, help="override depths, e.g. 2,8,32")
-    s.add_argument("--alpha", "--alphas", dest="alphas", type=_floats,
-                   help="override Leaky ReLU slopes, e.g. 0.01,0.2")
-    s.add_argument("--activations", type=_words,
-                   help="override kinds: relu,leaky_relu,prelu_layer,prelu_channel")
+    s.add_argument(
+        "--alpha",
+        "--alphas",
+        dest="alphas",
+        type=_floats,
+        help="override Leaky ReLU slopes, e.g. 0.01,0.2",
+    )
+    s.add_argument(
+        "--activations",
+        type=_words,
+        help="override kinds: relu,leaky_relu,prelu_layer,prelu_channel",
+    )
     s.add_argument("--seeds", type=_ints, help="override seeds, e.g. 0,1,2")
     s.add_argument("--epochs", type=int, help="override epochs")
     s.add_argument("--hidden-channels", type=int, dest="hidden_channels")
@@ -60,13 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("results", help="results store (.sqlite)")
     r.add_argument("--out", help="output folder (default: <results>-report)")
 
-    e = sub.add_parser("energy", help="per-layer energies of an untrained or quickly trained "
-                       "model on a dataset")
+    e = sub.add_parser(
+        "energy", help="per-layer energies of an untrained or quickly trained model on a dataset"
+    )
     e.add_argument("--dataset", default="csbm")
     e.add_argument("--conv", default="gcn")
     e.add_argument("--depth", type=int, default=16)
-    e.add_argument("--act", default="leaky_relu",
-                   help="relu, leaky_relu, prelu_layer or prelu_channel")
+    e.add_argument(
+        "--act", default="leaky_relu", help="relu, leaky_relu, prelu_layer or prelu_channel"
+    )
     e.add_argument("--alpha", type=float, default=0.2, help="negative slope (or PReLU init)")
     e.add_argument("--hidden-channels", type=int, default=64, dest="hidden_channels")
     e.add_argument("--metrics", type=_words, default=["dirichlet", "rayleigh", "hf_ratio"])
@@ -85,9 +103,17 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from gnnleaky.bench.sweep import plan, run_sweep
 
     cfg = load_config(args.config)
-    cfg = cfg.replace(datasets=args.datasets, convs=args.convs, depths=args.depths,
-                      alphas=args.alphas, activations=args.activations, seeds=args.seeds,
-                      epochs=args.epochs, hidden_channels=args.hidden_channels, lr=args.lr)
+    cfg = cfg.replace(
+        datasets=args.datasets,
+        convs=args.convs,
+        depths=args.depths,
+        alphas=args.alphas,
+        activations=args.activations,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        hidden_channels=args.hidden_channels,
+        lr=args.lr,
+    )
     out = Path(args.out or f"results/{cfg.name}.sqlite")
     if args.dry_run:
         groups = plan(cfg, max_group=args.max_group)
@@ -96,13 +122,22 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             r = g[0]
             print(f"  {r.dataset_label:>16} {r.conv:>5} depth {r.num_layers:>3}: {len(g)} runs")
         return 0
-    summary = run_sweep(cfg, out, backend=args.backend, root=args.data_root,
-                        stacked=not args.no_stack, max_group=args.max_group,
-                        retry_failed=args.retry_failed, progress=not args.no_progress,
-                        address=args.address)
-    print(f"{cfg.name}: {summary.total} runs; {summary.skipped} already stored, "
-          f"{summary.trained} trained ({summary.failed} failed) in {summary.seconds:.1f} s "
-          f"-> {out}")
+    summary = run_sweep(
+        cfg,
+        out,
+        backend=args.backend,
+        root=args.data_root,
+        stacked=not args.no_stack,
+        max_group=args.max_group,
+        retry_failed=args.retry_failed,
+        progress=not args.no_progress,
+        address=args.address,
+    )
+    print(
+        f"{cfg.name}: {summary.total} runs; {summary.skipped} already stored, "
+        f"{summary.trained} trained ({summary.failed} failed) in {summary.seconds:.1f} s "
+        f"-> {out}"
+    )
     for key, reason in summary.failures[:10]:
         print(f"  failed {key}: {reason}")
     return 0
@@ -133,10 +168,18 @@ def _cmd_energy(args: argparse.Namespace) -> int:
         raise ValueError(f"--act must be one of {list(ACTIVATION_KINDS)}, got {kind!r}")
     act, mode = ACTIVATION_KINDS[kind]
     data = datasets.load(args.dataset, root=args.data_root)
-    cfg = RunConfig(dataset=args.dataset, conv=args.conv, num_layers=args.depth,
-                    hidden_channels=args.hidden_channels, act=act,
-                    negative_slope=args.alpha if act != "relu" else 0.0, prelu_mode=mode,
-                    epochs=max(args.epochs, 1), seed=args.seed, metrics=tuple(args.metrics))
+    cfg = RunConfig(
+        dataset=args.dataset,
+        conv=args.conv,
+        num_layers=args.depth,
+        hidden_channels=args.hidden_channels,
+        act=act,
+        negative_slope=args.alpha if act != "relu" else 0.0,
+        prelu_mode=mode,
+        epochs=max(args.epochs, 1),
+        seed=args.seed,
+        metrics=tuple(args.metrics),
+    )
     if args.epochs > 0:
         res = train_run(data, cfg)
         df = pd.DataFrame(res.layers)
@@ -157,8 +200,10 @@ def _cmd_energy(args: argparse.Namespace) -> int:
         for stage, feats in (("pre", hidden.pre), ("post", hidden.post)):
             for layer, h in enumerate(feats):
                 vals = layer_metrics(h, data.edge_index, args.metrics, cache=cache)
-                rows += [{"layer": layer, "stage": stage, "metric": m, "value": float(v)}
-                         for m, v in vals.items()]
+                rows += [
+                    {"layer": layer, "stage": stage, "metric": m, "value": float(v)}
+                    for m, v in vals.items()
+                ]
         df = pd.DataFrame(rows)
     table = df.pivot_table(index=["layer", "stage"], columns="metric", values="value")
     with pd.option_context("display.max_rows", 500, "display.width", 120):
@@ -179,23 +224,30 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"sweep": _cmd_sweep, "report": _cmd_report, "energy": _cmd_energy,
-             "datasets": _cmd_datasets}
+_COMMANDS = {
+    "sweep": _cmd_sweep,
+    "report": _cmd_report,
+    "energy": _cmd_energy,
+    "datasets": _cmd_datasets,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gnnleaky`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return _COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"gnnleaky {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished runs are stored; run the same command to resume",
-              file=sys.stderr)
+        print(
+            "interrupted: finished runs are stored; run the same command to resume", file=sys.stderr
+        )
         return 130
 
 

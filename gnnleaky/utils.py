@@ -3,6 +3,7 @@
 Each check raises a :class:`ValueError` that names the argument and what is allowed,
 so that bad input never turns into a crash deep inside a kernel or a silent wrong number.
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,8 +44,9 @@ def check_features(x: Tensor, name: str = "x", *, finite: bool = True) -> Tensor
 def check_edge_index(edge_index: Tensor, num_nodes: int, name: str = "edge_index") -> Tensor:
     """Check an edge index: integer dtype, shape ``[2, E]``, entries in ``[0, num_nodes)``."""
     if not isinstance(edge_index, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape [2, E], got "
-                         f"{type(edge_index).__name__}")
+        raise ValueError(
+            f"{name} must be a torch.Tensor of shape [2, E], got {type(edge_index).__name__}"
+        )
     if edge_index.is_floating_point() or edge_index.dtype == torch.bool:
         raise ValueError(f"{name} must have an integer dtype (torch.long), got {edge_index.dtype}")
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
@@ -61,8 +63,13 @@ def check_edge_index(edge_index: Tensor, num_nodes: int, name: str = "edge_index
     return edge_index
 
 
-def check_edge_weight(edge_weight: Tensor | None, num_edges: int,
-                      name: str = "edge_weight", *, nonnegative: bool = True) -> Tensor | None:
+def check_edge_weight(
+    edge_weight: Tensor | None,
+    num_edges: int,
+    name: str = "edge_weight",
+    *,
+    nonnegative: bool = True,
+) -> Tensor | None:
     """Check edge weights: ``None`` or a finite 1-D tensor with one entry per edge.
 
     Negative weights are refused by default: degree normalization (``gcn_norm``, the
@@ -73,18 +80,22 @@ def check_edge_weight(edge_weight: Tensor | None, num_edges: int,
     if not isinstance(edge_weight, Tensor) or edge_weight.dim() != 1:
         raise ValueError(f"{name} must be a 1-D tensor of shape [E]")
     if edge_weight.numel() != num_edges:
-        raise ValueError(f"{name} has {edge_weight.numel()} entries but there are "
-                         f"{num_edges} edges")
+        raise ValueError(
+            f"{name} has {edge_weight.numel()} entries but there are {num_edges} edges"
+        )
     if not all_finite(edge_weight):
         raise ValueError(f"{name} contains NaN or Inf values")
     if nonnegative and edge_weight.numel() and float(edge_weight.min()) < 0:
-        raise ValueError(f"{name} must be non-negative (degree normalization needs positive "
-                         f"degrees), got min {float(edge_weight.min())}")
+        raise ValueError(
+            f"{name} must be non-negative (degree normalization needs positive "
+            f"degrees), got min {float(edge_weight.min())}"
+        )
     return edge_weight
 
 
-def check_graph(x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
-                *, finite: bool = True) -> None:
+def check_graph(
+    x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None, *, finite: bool = True
+) -> None:
     """Check features, edge index and edge weights of one graph together."""
     check_features(x, finite=finite)
     check_edge_index(edge_index, x.size(0))

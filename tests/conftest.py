@@ -1,4 +1,5 @@
 """Shared fixtures: dataset access that skips with a reason when data is absent."""
+
 from __future__ import annotations
 
 import os

@@ -1,21 +1,25 @@
 """Write notebooks 01, 03, 04 (outputs stripped). Run from the repo root."""
+
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-LOAD = '''from gnnleaky.datasets import load
+LOAD = """from gnnleaky.datasets import load
 
 try:
     data = load('cora')
 except FileNotFoundError:  # no Cora under GNNLEAKY_DATA: a synthetic graph instead
     data = load('csbm', num_nodes=1000, num_classes=3, num_features=32, avg_degree=8,
                 homophily=0.8, snr=1.5, num_splits=1, seed=0)
-data'''
+data"""
 
 
 def write(path, cells):
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python",
-                                 "name": "python3"}
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
     nb.metadata["language_info"] = {"name": "python"}
     stem = path.split("/")[-1][:2]
     for i, cell in enumerate(nb.cells):
@@ -33,8 +37,10 @@ def code(text):
 
 
 # ----------------------------------------------------------------------------------------
-write("notebooks/01_quickstart.ipynb", [
-    md('''
+write(
+    "notebooks/01_quickstart.ipynb",
+    [
+        md("""
 # Quickstart: per-layer activations and a spectral probe
 
 `gnnleaky.nn.LeakyGNN` has the signature of PyG's `GCN` and gives **every layer its own
@@ -44,8 +50,8 @@ each layer keeps. This notebook trains three small models on Cora (or on a synth
 graph when Cora is not under `GNNLEAKY_DATA`) and probes deeper ones.
 
 Set `GNNLEAKY_NOTEBOOK_SMALL=1` for a fast run (fewer epochs, shallower models).
-'''),
-    code('''
+"""),
+        code("""
 import os
 
 import matplotlib.pyplot as plt
@@ -59,15 +65,15 @@ from gnnleaky.spectral import LayerProbe
 SMALL = os.environ.get('GNNLEAKY_NOTEBOOK_SMALL') == '1'
 EPOCHS = 20 if SMALL else 200
 DEPTH = 4 if SMALL else 16
-'''),
-    code(LOAD),
-    md('''
+"""),
+        code(LOAD),
+        md("""
 ## Layers: one activation instance per layer
 
 `act_kwargs` configures the activation of every layer; a PReLU gets its own slope in each
 layer (`mode="layer"`) or in each channel (`mode="channel"`).
-'''),
-    code('''
+"""),
+        code("""
 settings = {
     'relu': dict(act='relu'),
     'leaky 0.2': dict(act='leaky_relu', act_kwargs={'negative_slope': 0.2}),
@@ -78,8 +84,8 @@ models = {name: LeakyGNN(data.num_features, 64, 2, data.num_classes, dropout=0.5
           for name, kw in settings.items()}
 print(models['prelu (channel)'])
 {name: [tuple(s.shape) for s in slopes(m).values()] for name, m in models.items()}
-'''),
-    code('''
+"""),
+        code("""
 rows = []
 for name, model in models.items():
     hist = fit_node_classifier(model, data, epochs=EPOCHS, lr=0.01, weight_decay=5e-4, seed=0)
@@ -87,15 +93,15 @@ for name, model in models.items():
     rows.append({'model': name, 'best_epoch': int(best.epoch), 'val_acc': best.val_acc,
                  'test_acc': best.test_acc})
 pd.DataFrame(rows).round(3)
-'''),
-    md('''
+"""),
+        md("""
 The learned channel-wise slopes of the PReLU model (restored at its best validation epoch):
-'''),
-    code('''
+"""),
+        code("""
 table = slope_table(models['prelu (channel)'])
 table.groupby('act').slope.describe().round(3)
-'''),
-    md('''
+"""),
+        md("""
 ## Probe: energy per layer
 
 `LayerProbe` hooks every layer and records metrics before (`pre`) and after (`post`) the
@@ -103,8 +109,8 @@ activation: here the unnormalized Dirichlet energy
 $E(X) = \\frac1N\\sum_i\\sum_{j \\in N(i)} \\|x_i - x_j\\|^2$ and the Rayleigh quotient on the
 symmetric-normalized Laplacian without self-loops (in $[0, 2]$). Deep untrained GCNs with
 the same weights show how each activation passes the high-frequency part on.
-'''),
-    code('''
+"""),
+        code("""
 torch.manual_seed(1)
 deep = LeakyGNN(data.num_features, 64, DEPTH, act='relu')
 frames = []
@@ -122,8 +128,8 @@ for name, kw in [('relu', dict(act='relu')),
     frames.append(frame)
 probes = pd.concat(frames, ignore_index=True)
 probes.pivot_table(index='layer', columns=['metric', 'model'], values='value').round(4)
-'''),
-    code('''
+"""),
+        code("""
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 for ax, metric in zip(axes, ['dirichlet', 'rayleigh']):
     for name, line in probes[probes.metric == metric].groupby('model'):
@@ -133,12 +139,15 @@ for ax, metric in zip(axes, ['dirichlet', 'rayleigh']):
     ax.set_yscale('log')
 axes[0].legend()
 fig.tight_layout()
-'''),
-])
+"""),
+    ],
+)
 
 # ----------------------------------------------------------------------------------------
-write("notebooks/03_spectral_energy.ipynb", [
-    md('''
+write(
+    "notebooks/03_spectral_energy.ipynb",
+    [
+        md("""
 # Spectral energy per layer: ReLU against Leaky ReLU
 
 For each layer's output $X^{(\\ell)}$ we measure how its energy
@@ -149,8 +158,8 @@ moments with Jackson damping, no eigendecomposition), so it scales to large grap
 The same random weights are run with different activations, then models trained with each.
 
 Set `GNNLEAKY_NOTEBOOK_SMALL=1` for a fast run.
-'''),
-    code('''
+"""),
+        code("""
 import os
 
 import matplotlib.pyplot as plt
@@ -169,16 +178,16 @@ EPOCHS = 20 if SMALL else 200
 BANDS = [0.0, 0.5, 1.0, 1.5, 2.0]
 ACTS = {'relu': ('relu', {}), 'leaky 0.2': ('leaky_relu', {'negative_slope': 0.2}),
         'leaky 0.6': ('leaky_relu', {'negative_slope': 0.6})}
-'''),
-    code(LOAD),
-    md('''
+"""),
+        code(LOAD),
+        md("""
 ## Check: KPM against the exact eigenbasis
 
 On the raw features, the KPM band energies are compared with an exact eigendecomposition
 (on a 300-node subgraph, where it is cheap). Eigenvalues that fall on a band edge are
 counted half on each side by both.
-'''),
-    code('''
+"""),
+        code("""
 from torch_geometric.utils import subgraph
 
 nodes = torch.arange(300)
@@ -189,16 +198,16 @@ kpm = spectral_density(x_sub, sub_ei, num_moments=256).band_energy(BANDS)
 pd.DataFrame({'band': [f'[{a}, {b})' for a, b in zip(BANDS, BANDS[1:])],
               'exact share': (exact / exact.sum()).numpy(),
               'kpm share': (kpm / kpm.sum()).numpy()}).round(4)
-'''),
-    md('''
+"""),
+        md("""
 ## Same weights, different activation
 
 One random `LeakyGNN` (GCN layers, width 64); its weights are copied into models that
 differ only in the activation (`with_activation`). For every layer's post-activation
 features: the share of energy in each band and the high-frequency share (frequency
 $\\ge 1$, where one propagation step no longer preserves a component's sign).
-'''),
-    code('''
+"""),
+        code("""
 torch.manual_seed(0)
 base = LeakyGNN(data.num_features, 64, DEPTH, act='relu').eval()
 
@@ -226,8 +235,8 @@ for name, (act, kw) in ACTS.items():
         densities[name, layer] = sd
 bands = pd.DataFrame(rows)
 bands.pivot_table(index=['band', 'layer'], columns='act', values='share').round(4)
-'''),
-    code('''
+"""),
+        code("""
 fig, axes = plt.subplots(1, len(ACTS), figsize=(4 * len(ACTS), 3.5), sharey=True)
 freqs = torch.linspace(0.01, 1.99, 400, dtype=torch.float64)
 for ax, name in zip(axes, ACTS):
@@ -243,23 +252,23 @@ for ax, name in zip(axes, ACTS):
 axes[0].set_ylabel('energy density (share per unit $\\\\lambda$)')
 axes[-1].legend(fontsize=7)
 fig.tight_layout()
-'''),
-    code('''
+"""),
+        code("""
 hf = bands[bands.band == 'hf (>= 1)'].pivot(index='layer', columns='act', values='share')
 ax = hf.plot(marker='o', logy=True, figsize=(5, 3.5))
 ax.set_ylabel('high-frequency share')
 ax.set_xlabel('layer (0 = first)')
 hf.round(4)
-'''),
-    md('''
+"""),
+        md("""
 ## Trained models, and what the activation itself does
 
 Models trained with each activation, probed before (`pre`) and after (`post`) the
 activation with the Rayleigh quotient $\\operatorname{tr}(X^\\top L X)/\\|X\\|_F^2$. The
 activation is the only nonlinear step; `post - pre` is the change in frequency it makes by
 itself (the output layer has no activation and is left out).
-'''),
-    code('''
+"""),
+        code("""
 frames, accs = [], {}
 for name, (act, kw) in ACTS.items():
     torch.manual_seed(0)
@@ -279,12 +288,15 @@ rq = probed.pivot_table(index=['act', 'layer'], columns='stage', values='value')
 rq['post - pre'] = rq['post'] - rq['pre']
 print({k: round(v, 3) for k, v in accs.items()})
 rq.round(4)
-'''),
-])
+"""),
+    ],
+)
 
 # ----------------------------------------------------------------------------------------
-write("notebooks/04_slope_theory.ipynb", [
-    md('''
+write(
+    "notebooks/04_slope_theory.ipynb",
+    [
+        md("""
 # The negative slope in theory and in trained models
 
 Each claim of `docs/theory.md`, computed with `gnnleaky.analysis`:
@@ -302,8 +314,8 @@ Each claim of `docs/theory.md`, computed with `gnnleaky.analysis`:
 6. **Slope gating** with an L1 penalty.
 
 Set `GNNLEAKY_NOTEBOOK_SMALL=1` for a fast run.
-'''),
-    code('''
+"""),
+        code("""
 import os
 
 import matplotlib.pyplot as plt
@@ -330,9 +342,9 @@ from gnnleaky.nn import LeakyGNN
 
 SMALL = os.environ.get('GNNLEAKY_NOTEBOOK_SMALL') == '1'
 EPOCHS = 20 if SMALL else 200
-'''),
-    code(LOAD),
-    md('''
+"""),
+        code(LOAD),
+        md("""
 ## 1. Two-node dynamics
 
 $h_{t+1} = \\phi_\\alpha(P h_t)$ from the alternating start $h_0 = (1, -1)$. Without
@@ -341,8 +353,8 @@ the alternating amplitude drops to $(1+\\alpha)/2$ in the first step and then to
 not to 0. With the GCN operator $\\hat P = D^{-1/2}(A+I)D^{-1/2}$ the alternating vector is
 in the kernel: $E_{HF} = 0$ after one step for every $\\alpha$. `sim_error` is the largest
 difference between closed form and simulation.
-'''),
-    code('''
+"""),
+        code("""
 alphas = [0.0, 0.25, 0.5, 0.75, 1.0]
 two = two_node_energy_table(alphas, depth=16)
 print('max |closed form - simulation|:', two.sim_error.max())
@@ -357,8 +369,8 @@ axes[1].legend()
 fig.tight_layout()
 two[two.layer.isin([1, 2, 16])].pivot_table(index=['operator', 'layer'],
                                             columns='negative_slope', values='hf_energy')
-'''),
-    md('''
+"""),
+        md("""
 ## 2. Stability of the weight-tied recurrence
 
 The map is non-expansive when $\\|W\\|_2 \\le 1/(\\max(1,|\\alpha|)\\,\\|\\hat A\\|_2)$; for a
@@ -368,8 +380,8 @@ no distance ever grows. Just above it, pairs whose difference lies on the top
 eigenvector $\\tilde D^{1/2}\\mathbf 1$ of $\\hat A$, in the orthant where the activation is
 linear with slope $\\max(1, |\\alpha|)$, move apart by exactly $\\max(1,|\\alpha|)\\rho(W)$
 per step: the bound is tight.
-'''),
-    code('''
+"""),
+        code("""
 ei, n = data.edge_index, data.num_nodes
 print('||A_hat||_2 =', operator_norm(ei, n))
 g = torch.Generator().manual_seed(0)
@@ -389,16 +401,16 @@ for alpha in [0.2, 1.5]:
                      'max ratio (random pairs)': rand.max_ratio,
                      'ratio (top-eigenvector pair)': worst.max_ratio})
 pd.DataFrame(rows).round(4)
-'''),
-    md('''
+"""),
+        md("""
 ## 3. Lipschitz certificate against an empirical lower bound
 
 $\\operatorname{Lip}(f) \\le \\prod_\\ell \\|\\hat A\\|_2 \\|W_\\ell\\|_2 \\max(1, |\\alpha_\\ell|)$ for
 trained two-layer GCNs with slopes below and above 1; the lower bound maximizes
 $\\|f(X + d) - f(X)\\| / \\|d\\|$ by gradient ascent (started from the top singular vector of
 the Jacobian).
-'''),
-    code('''
+"""),
+        code("""
 rows, trained = [], {}
 for alpha in ([0.2, 1.5] if SMALL else [0.0, 0.2, 1.0, 1.5]):
     torch.manual_seed(0)
@@ -412,8 +424,8 @@ for alpha in ([0.2, 1.5] if SMALL else [0.0, 0.2, 1.0, 1.5]):
     rows.append({'negative_slope': alpha, 'test_acc': hist.loc[hist.val_acc.idxmax()].test_acc,
                  'certificate': bound, 'empirical': low, 'gap': bound / low})
 pd.DataFrame(rows).round(3)
-'''),
-    md('''
+"""),
+        md("""
 ## 4. Saliency: ReLU against Leaky ReLU on the same weights
 
 The model trained with slope 0.2 is explained twice, once with its activations swapped
@@ -421,22 +433,22 @@ for ReLUs: saliency $|\\partial f(X)_{i,t_i} / \\partial X|$ of a sample of test
 compared by cosine similarity and Spearman rank correlation over each node's receptive
 field. Silent entries (pre-activation $\\le 0$) are where the two differ: ReLU passes no
 gradient there.
-'''),
-    code('''
+"""),
+        code("""
 model = trained[0.2]
 print(dead_units(model, data.x, ei).round(3).to_string(index=False))
 test_nodes = data.test_mask.nonzero().flatten()[: 10 if SMALL else 50]
 sal = compare_saliency(model, data.x, ei, test_nodes, negative_slope=0.2)
 sal[['cosine', 'spearman', 'relu_norm', 'leaky_norm']].describe().round(3)
-'''),
-    md('''
+"""),
+        md("""
 ## 5. Diagnostics of learned slopes
 
 A channel-wise PReLU GCN: slope trajectories during training, the skewness of each layer's
 pre-activations next to its learned slopes, and the slope drift when training continues on
 shifted features $X + \\delta$ (compared with continuing on $X$).
-'''),
-    code('''
+"""),
+        code("""
 torch.manual_seed(0)
 prelu = LeakyGNN(data.num_features, 32, 3, data.num_classes, dropout=0.5, act='prelu',
                  act_kwargs={'mode': 'channel', 'init': 0.25})
@@ -448,18 +460,19 @@ skew = preactivation_skewness(prelu, data.x, ei, per_channel=True)
 print(skew.groupby('layer')[['skewness', 'negative_share', 'slope']].corr().round(3))
 drift = slope_drift(prelu, data, 0.5 * data.x.std(0), epochs=5 if SMALL else 50, seed=0)
 drift.groupby('act')[['slope_before', 'slope_control', 'slope_shifted', 'drift']].mean().round(4)
-'''),
-    md('''
+"""),
+        md("""
 ## 6. Slope gating
 
 Training with $\\mathrm{CE} + \\lambda \\sum |\\alpha|$ pushes slopes to 0 (units become
 ReLUs). Adam with an L1 subgradient leaves them hovering within about the learning rate of
 0, so a slope counts as gated when $|\\alpha| \\le 10^{-2}$. Slopes and accuracies are those
 of the final model.
-'''),
-    code('''
+"""),
+        code("""
 lams = [0.0, 1e-3, 1e-2, 1e-1] if not SMALL else [0.0, 1e-1]
 gate = slope_gating(data, lams, hidden_channels=32, epochs=EPOCHS, seeds=[0] if SMALL else [0, 1, 2])
 gate.groupby('lam')[['gated_share', 'mean_abs_slope', 'test_acc']].agg(['mean', 'std']).round(3)
-'''),
-])
+"""),
+    ],
+)

@@ -1,4 +1,5 @@
 """Writes notebooks/02_oversmoothing_sweep.ipynb (outputs stripped)."""
+
 import nbformat as nbf
 
 cells = [
@@ -9,7 +10,8 @@ cells = [
         "and high-frequency share at the best epoch, coloured by the Leaky ReLU slope, and\n"
         "(3) the learned PReLU slopes.\n\n"
         "Set `GNNLEAKY_RESULTS` to a store (e.g. `results/quick.sqlite` after `make demo`).\n"
-        "Without it, a small sweep on synthetic cSBM graphs is run here first."),
+        "Without it, a small sweep on synthetic cSBM graphs is run here first."
+    ),
     nbf.v4.new_code_cell(
         "import os\n"
         "import tempfile\n\n"
@@ -29,13 +31,15 @@ cells = [
         "    print(run_sweep(cfg, path))\n"
         "results = load(path)\n"
         "results.runs[['dataset_label', 'num_layers', 'activation', 'negative_slope', 'seed',\n"
-        "              'status', 'best_epoch', 'test_score']].head()"),
+        "              'status', 'best_epoch', 'test_score']].head()"
+    ),
     nbf.v4.new_markdown_cell("## Mean test score (± std over seeds) by depth and activation"),
     nbf.v4.new_code_cell(
         "table = summary_table(results.runs)\n"
         "pivot = table.pivot_table(index=['dataset_label', 'num_layers'], columns='setting',\n"
         "                          values='mean')\n"
-        "(100 * pivot).round(1)"),
+        "(100 * pivot).round(1)"
+    ),
     nbf.v4.new_code_cell(
         "labels = sorted(table.dataset_label.unique())\n"
         "fig, axes = plt.subplots(1, len(labels), figsize=(6 * len(labels), 4), squeeze=False)\n"
@@ -49,13 +53,15 @@ cells = [
         "    ax.set_ylabel('test accuracy (%)')\n"
         "    ax.set_title(label)\n"
         "axes[0][0].legend(fontsize=7)\n"
-        "fig.tight_layout()"),
+        "fig.tight_layout()"
+    ),
     nbf.v4.new_markdown_cell(
         "## Energy versus depth by slope\n\n"
         "Unnormalized Dirichlet energy $E(X) = \\frac{1}{N}\\sum_i\\sum_{j\\in N(i)}"
         "\\|x_i - x_j\\|^2$ after each layer's activation, at the best epoch of the deepest "
         "models (log scale), and the share of $\\|X\\|^2$ at symmetric-normalized Laplacian "
-        "frequencies $\\lambda \\ge 1$."),
+        "frequencies $\\lambda \\ge 1$."
+    ),
     nbf.v4.new_code_cell(
         "fig, axes = plt.subplots(2, len(labels), figsize=(6 * len(labels), 7), squeeze=False)\n"
         "for row, (metric, log_y) in enumerate([('dirichlet', True), ('hf_ratio', False)]):\n"
@@ -72,16 +78,22 @@ cells = [
         "        ax.set_ylabel(metric)\n"
         "        ax.set_title(f'{label}: {metric}')\n"
         "axes[0][0].legend(fontsize=7)\n"
-        "fig.tight_layout()"),
+        "fig.tight_layout()"
+    ),
     nbf.v4.new_markdown_cell("## Learned PReLU slopes per layer"),
     nbf.v4.new_code_cell(
         "import numpy as np\n\n"
         "prelu = results.runs[(results.runs.act == 'prelu') & (results.runs.status == 'ok')]\n"
         "for _, run in prelu.iterrows():\n"
         "    per_layer = [float(np.mean(v)) for v in run.slopes.values()]\n"
-        "    print(run.dataset_label, run.activation, run.num_layers, np.round(per_layer, 3))"),
+        "    print(run.dataset_label, run.activation, run.num_layers, np.round(per_layer, 3))"
+    ),
 ]
-nb = nbf.v4.new_notebook(cells=cells, metadata={
-    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-    "language_info": {"name": "python"}})
+nb = nbf.v4.new_notebook(
+    cells=cells,
+    metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    },
+)
 nbf.write(nb, "notebooks/02_oversmoothing_sweep.ipynb")

@@ -4,6 +4,7 @@ A :class:`SweepConfig` is the grid a user writes (YAML preset + CLI overrides); 
 into :class:`RunConfig` objects, one per trained model. A run is identified by a stable
 hash of its full config (:attr:`RunConfig.key`), so a restarted sweep skips what is done.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,8 +29,12 @@ ACTIVATION_KINDS: dict[str, tuple[str, str | None]] = {
     "prelu_layer": ("prelu", "layer"),
     "prelu_channel": ("prelu", "channel"),
 }
-_KIND_ALIASES = {"leaky": "leaky_relu", "prelu": "prelu_layer", "prelu-layer": "prelu_layer",
-                 "prelu-channel": "prelu_channel"}
+_KIND_ALIASES = {
+    "leaky": "leaky_relu",
+    "prelu": "prelu_layer",
+    "prelu-layer": "prelu_layer",
+    "prelu-channel": "prelu_channel",
+}
 _CONVS = ("gcn", "sage", "gat", "gin", "gcnii")
 
 
@@ -118,9 +123,18 @@ class RunConfig:
 
         They may differ in activation kind, slope, PReLU mode/bounds and seed.
         """
-        return (*self.graph_key, self.conv, self.num_layers, self.hidden_channels,
-                self.dropout, self.lr, self.weight_decay, self.epochs, self.patience,
-                self.metrics)
+        return (
+            *self.graph_key,
+            self.conv,
+            self.num_layers,
+            self.hidden_channels,
+            self.dropout,
+            self.lr,
+            self.weight_decay,
+            self.epochs,
+            self.patience,
+            self.metrics,
+        )
 
     @property
     def activation_label(self) -> str:
@@ -137,9 +151,13 @@ class RunConfig:
             if self.prelu_bounds is not None:
                 act_kwargs["bounds"] = self.prelu_bounds
         return {
-            "in_channels": in_channels, "hidden_channels": self.hidden_channels,
-            "num_layers": self.num_layers, "out_channels": out_channels,
-            "dropout": self.dropout, "act": self.act, "act_kwargs": act_kwargs,
+            "in_channels": in_channels,
+            "hidden_channels": self.hidden_channels,
+            "num_layers": self.num_layers,
+            "out_channels": out_channels,
+            "dropout": self.dropout,
+            "act": self.act,
+            "act_kwargs": act_kwargs,
             "conv": self.conv,
         }
 
@@ -151,8 +169,9 @@ def _dataset_entry(entry: Any) -> tuple[str, dict[str, Any], str]:
     if isinstance(entry, Mapping):
         unknown = sorted(set(entry) - {"name", "params", "label"}, key=repr)
         if unknown:
-            raise ConfigError(f"datasets entry has unknown keys {unknown}; "
-                              "allowed: name, params, label")
+            raise ConfigError(
+                f"datasets entry has unknown keys {unknown}; allowed: name, params, label"
+            )
         if not isinstance(entry.get("name"), str):
             raise ConfigError(f"datasets entry needs a 'name' string, got {dict(entry)!r}")
         params = entry.get("params") or {}
@@ -221,13 +240,23 @@ class SweepConfig:
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        for f in ("datasets", "convs", "depths", "activations", "alphas", "prelu_inits",
-                  "splits", "seeds", "metrics"):
+        for f in (
+            "datasets",
+            "convs",
+            "depths",
+            "activations",
+            "alphas",
+            "prelu_inits",
+            "splits",
+            "seeds",
+            "metrics",
+        ):
             value = getattr(self, f)
             if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
                 value = (value,)
-            object.__setattr__(self, f, tuple(
-                _freeze(v) if isinstance(v, Mapping) else v for v in value))
+            object.__setattr__(
+                self, f, tuple(_freeze(v) if isinstance(v, Mapping) else v for v in value)
+            )
         self.validate()
 
     # -- validation -------------------------------------------------------------------
@@ -241,14 +270,17 @@ class SweepConfig:
                 if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                     raise ConfigError(f"{name} must be integers >= {lo}, got {v!r}")
 
-        def floats(name: str, values: Iterable[Any], lo: float = -math.inf,
-                   hi: float = math.inf) -> None:
+        def floats(
+            name: str, values: Iterable[Any], lo: float = -math.inf, hi: float = math.inf
+        ) -> None:
             for v in values:
                 # abs(v) <= max float: finite, and no OverflowError for huge YAML ints
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
-                        abs(v) <= sys.float_info.max and lo <= v <= hi):
-                    raise ConfigError(f"{name} must be finite numbers in [{lo}, {hi}], "
-                                      f"got {v!r}")
+                if (
+                    isinstance(v, bool)
+                    or not isinstance(v, (int, float))
+                    or not (abs(v) <= sys.float_info.max and lo <= v <= hi)
+                ):
+                    raise ConfigError(f"{name} must be finite numbers in [{lo}, {hi}], got {v!r}")
 
         for grid in ("datasets", "convs", "depths", "activations", "seeds", "splits", "metrics"):
             if not getattr(self, grid):
@@ -262,20 +294,25 @@ class SweepConfig:
             allowed = _dataset_params(name)
             unknown = sorted(set(params) - set(allowed), key=repr)
             if unknown:
-                raise ConfigError(f"datasets[{name}]: unknown params {unknown}; "
-                                  f"allowed: {sorted(allowed)}")
+                raise ConfigError(
+                    f"datasets[{name}]: unknown params {unknown}; allowed: {sorted(allowed)}"
+                )
             for k, v in params.items():  # the type of the default (values: checked at load)
                 want = type(allowed[k])
                 if want in (int, float):
-                    ok = (not isinstance(v, bool)
-                          and isinstance(v, int if want is int else (int, float))
-                          and abs(v) <= sys.float_info.max)
+                    ok = (
+                        not isinstance(v, bool)
+                        and isinstance(v, int if want is int else (int, float))
+                        and abs(v) <= sys.float_info.max
+                    )
                 else:
                     ok = isinstance(v, want)
                 if not ok:
                     kind = {int: "an integer", float: "a finite number", str: "a string"}
-                    raise ConfigError(f"datasets[{name}].params.{k} must be "
-                                      f"{kind.get(want, want.__name__)}, got {v!r}")
+                    raise ConfigError(
+                        f"datasets[{name}].params.{k} must be "
+                        f"{kind.get(want, want.__name__)}, got {v!r}"
+                    )
         for c in self.convs:
             if c not in _CONVS:
                 raise ConfigError(f"convs: unknown conv {c!r}; allowed: {list(_CONVS)}")
@@ -284,8 +321,9 @@ class SweepConfig:
         ints("splits", self.splits, 0)
         for a in self.activations:
             if _KIND_ALIASES.get(a, a) not in ACTIVATION_KINDS:
-                raise ConfigError(f"activations: unknown kind {a!r}; allowed: "
-                                  f"{list(ACTIVATION_KINDS)}")
+                raise ConfigError(
+                    f"activations: unknown kind {a!r}; allowed: {list(ACTIVATION_KINDS)}"
+                )
         if any(_KIND_ALIASES.get(a, a) == "leaky_relu" for a in self.activations):
             if not self.alphas:
                 raise ConfigError("alphas is empty but leaky_relu is in activations")
@@ -331,20 +369,35 @@ class SweepConfig:
         """All runs of the grid, in a deterministic order (duplicates removed)."""
         runs: dict[str, RunConfig] = {}
         for entry, conv, depth, (act, slope, mode), split, seed in itertools.product(
-            self.datasets, self.convs, self.depths, self._activation_grid(), self.splits,
+            self.datasets,
+            self.convs,
+            self.depths,
+            self._activation_grid(),
+            self.splits,
             self.seeds,
         ):
-            name, params, label = _dataset_entry(
-                dict(entry) if isinstance(entry, tuple) else entry)
+            name, params, label = _dataset_entry(dict(entry) if isinstance(entry, tuple) else entry)
             run = RunConfig(
-                dataset=name, dataset_params=_freeze(params), dataset_label=label,
-                split=split, conv=conv, num_layers=depth,
-                hidden_channels=self.hidden_channels, act=act, negative_slope=slope,
+                dataset=name,
+                dataset_params=_freeze(params),
+                dataset_label=label,
+                split=split,
+                conv=conv,
+                num_layers=depth,
+                hidden_channels=self.hidden_channels,
+                act=act,
+                negative_slope=slope,
                 prelu_mode=mode,
-                prelu_bounds=tuple(self.prelu_bounds) if (act == "prelu" and
-                                                          self.prelu_bounds) else None,
-                dropout=self.dropout, lr=self.lr, weight_decay=self.weight_decay,
-                epochs=self.epochs, patience=self.patience, seed=seed, metrics=self.metrics,
+                prelu_bounds=tuple(self.prelu_bounds)
+                if (act == "prelu" and self.prelu_bounds)
+                else None,
+                dropout=self.dropout,
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+                epochs=self.epochs,
+                patience=self.patience,
+                seed=seed,
+                metrics=self.metrics,
             )
             runs.setdefault(run.key, run)
         return list(runs.values())
@@ -373,8 +426,10 @@ class SweepConfig:
         d = dataclasses.asdict(self)
         for k, v in d.items():
             if isinstance(v, tuple):
-                d[k] = [dict(x) if isinstance(x, tuple) and x and isinstance(x[0], tuple)
-                        else x for x in v]
+                d[k] = [
+                    dict(x) if isinstance(x, tuple) and x and isinstance(x[0], tuple) else x
+                    for x in v
+                ]
         d["prelu_bounds"] = list(self.prelu_bounds) if self.prelu_bounds else None
         return d
 

@@ -5,6 +5,7 @@ activation/slope, per-layer Dirichlet energy curves (log scale) coloured by slop
 high-frequency ratio per layer, the learned PReLU slopes per layer, and a Markdown summary
 with mean ± std tables.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,10 @@ def column_label(activation: str, negative_slope: float) -> str:
 
 def _label_order(runs: pd.DataFrame) -> list[str]:
     keys = runs[["activation", "negative_slope"]].drop_duplicates()
-    keys = sorted(keys.itertuples(index=False),
-                  key=lambda r: (_KIND_ORDER.get(r.activation, 9), r.negative_slope))
+    keys = sorted(
+        keys.itertuples(index=False),
+        key=lambda r: (_KIND_ORDER.get(r.activation, 9), r.negative_slope),
+    )
     return [column_label(r.activation, r.negative_slope) for r in keys]
 
 
@@ -62,8 +65,9 @@ def summary_table(runs: pd.DataFrame, score: str = "test_score") -> pd.DataFrame
     return out.reset_index()
 
 
-def layer_table(results: Results, metric: str = "dirichlet", stage: str = "post",
-                when: str = "best") -> pd.DataFrame:
+def layer_table(
+    results: Results, metric: str = "dirichlet", stage: str = "post", when: str = "best"
+) -> pd.DataFrame:
     """Per-layer values of one metric joined with the run settings, averaged over seeds."""
     lay = results.layers
     lay = lay[(lay.metric == metric) & (lay.stage == stage) & (lay["when"] == when)]
@@ -79,8 +83,9 @@ def _heatmaps(runs: pd.DataFrame, out: Path) -> list[Path]:
     paths = []
     table = summary_table(runs)
     for (label, conv), sub in table.groupby(["dataset_label", "conv"]):
-        order = [c for c in _label_order(runs[runs.dataset_label == label])
-                 if c in set(sub.setting)]
+        order = [
+            c for c in _label_order(runs[runs.dataset_label == label]) if c in set(sub.setting)
+        ]
         grid = sub.pivot(index="num_layers", columns="setting", values="mean")
         grid = grid.reindex(columns=order).sort_index()
         metric = runs.loc[runs.dataset_label == label, "metric"].iloc[0]
@@ -92,8 +97,15 @@ def _heatmaps(runs: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_ylabel("depth (layers)")
         for (i, j), v in np.ndenumerate(grid.values):
             if v == v:
-                ax.text(j, i, f"{100 * v:.1f}", ha="center", va="center", fontsize=7,
-                        color="white" if v < 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{100 * v:.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if v < 0.6 else "black",
+                )
         fig.colorbar(im, ax=ax, label=f"mean test {metric} (%)")
         ax.set_title(f"{label} / {conv}: mean test {metric} over seeds")
         fig.tight_layout()
@@ -104,8 +116,9 @@ def _heatmaps(runs: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
-def _layer_curves(results: Results, out: Path, metric: str, ylabel: str, log_y: bool,
-                  stem: str) -> list[Path]:
+def _layer_curves(
+    results: Results, out: Path, metric: str, ylabel: str, log_y: bool, stem: str
+) -> list[Path]:
     import matplotlib.pyplot as plt
 
     tab = layer_table(results, metric=metric)
@@ -123,16 +136,19 @@ def _layer_curves(results: Results, out: Path, metric: str, ylabel: str, log_y: 
                 color = cmap(0.1 + 0.8 * slopes.index(s) / max(1, len(slopes) - 1))
                 style = "-"
             else:
-                color, style = {"relu": ("black", "-"), "prelu_layer": ("tab:green", "--"),
-                                "prelu_channel": ("tab:blue", ":")}.get(act, ("grey", "-."))
-            ax.plot(line.layer + 1, line["mean"], style, color=color,
-                    label=column_label(act, s))
+                color, style = {
+                    "relu": ("black", "-"),
+                    "prelu_layer": ("tab:green", "--"),
+                    "prelu_channel": ("tab:blue", ":"),
+                }.get(act, ("grey", "-."))
+            ax.plot(line.layer + 1, line["mean"], style, color=color, label=column_label(act, s))
         if log_y:
             ax.set_yscale("log")
         ax.set_xlabel("layer")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{label} / {conv}, depth {depth}, best epoch\n{ylabel} per layer",
-                     fontsize=10)
+        ax.set_title(
+            f"{label} / {conv}, depth {depth}, best epoch\n{ylabel} per layer", fontsize=10
+        )
         ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()
         path = out / f"{stem}_{label}_{conv}.png"
@@ -173,17 +189,24 @@ def _markdown(results: Results) -> str:
     runs = results.runs
     lines = ["# Sweep summary", ""]
     ok = int((runs.status == "ok").sum())
-    lines.append(f"{len(runs)} runs stored, {ok} finished, {len(runs) - ok} failed. "
-                 "Scores are test scores at the best validation epoch, mean ± std over "
-                 "seeds, in percent.")
+    lines.append(
+        f"{len(runs)} runs stored, {ok} finished, {len(runs) - ok} failed. "
+        "Scores are test scores at the best validation epoch, mean ± std over "
+        "seeds, in percent."
+    )
     table = summary_table(runs)
     for (label, conv), sub in table.groupby(["dataset_label", "conv"]):
         metric = runs.loc[runs.dataset_label == label, "metric"].iloc[0]
-        order = [c for c in _label_order(runs[runs.dataset_label == label])
-                 if c in set(sub.setting)]
-        lines += ["", f"## {label} / {conv} (test {metric}, %)", "",
-                  "| depth | " + " | ".join(order) + " |",
-                  "|---|" + "---|" * len(order)]
+        order = [
+            c for c in _label_order(runs[runs.dataset_label == label]) if c in set(sub.setting)
+        ]
+        lines += [
+            "",
+            f"## {label} / {conv} (test {metric}, %)",
+            "",
+            "| depth | " + " | ".join(order) + " |",
+            "|---|" + "---|" * len(order),
+        ]
         for depth, row in sub.groupby("num_layers"):
             cells = []
             for setting in order:
@@ -197,9 +220,11 @@ def _markdown(results: Results) -> str:
     failed = runs[runs.status != "ok"]
     if len(failed):
         lines += ["", "## Failed runs", ""]
-        lines += [f"- `{r.key}` {r.dataset_label} depth {r.num_layers} "
-                  f"{column_label(r.activation, r.negative_slope)} seed {r.seed}: {r.reason}"
-                  for r in failed.itertuples()]
+        lines += [
+            f"- `{r.key}` {r.dataset_label} depth {r.num_layers} "
+            f"{column_label(r.activation, r.negative_slope)} seed {r.seed}: {r.reason}"
+            for r in failed.itertuples()
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -215,11 +240,17 @@ def make_report(results: str | Path | Results, out: str | Path) -> list[Path]:
     if results.runs.empty:
         raise ValueError("the results store holds no runs: nothing to report")
     paths = _heatmaps(results.runs, out)
-    paths += _layer_curves(results, out, "dirichlet", "Dirichlet energy E(X) (unnormalized)",
-                           True, "energy")
-    paths += _layer_curves(results, out, "hf_ratio",
-                           "high-frequency share of ||X||² (λ ≥ 1, sym. Laplacian)", False,
-                           "hf_ratio")
+    paths += _layer_curves(
+        results, out, "dirichlet", "Dirichlet energy E(X) (unnormalized)", True, "energy"
+    )
+    paths += _layer_curves(
+        results,
+        out,
+        "hf_ratio",
+        "high-frequency share of ||X||² (λ ≥ 1, sym. Laplacian)",
+        False,
+        "hf_ratio",
+    )
     paths += _slope_plots(results.runs, out)
     md = out / "summary.md"
     md.write_text(_markdown(results))

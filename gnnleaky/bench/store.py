@@ -5,6 +5,7 @@ written in one transaction together with its layers and curve, with ``INSERT OR 
 on the key, so a sweep that is killed loses only the runs in flight, a restarted sweep
 skips finished runs, and two sweeps writing the same file store every run exactly once.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,10 +30,34 @@ SCHEMA_VERSION = 1
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 _RUN_COLUMNS = (
-    "key", "sweep", "status", "reason", "dataset", "dataset_label", "split", "conv",
-    "num_layers", "hidden_channels", "act", "activation", "negative_slope", "prelu_mode",
-    "seed", "metric", "best_epoch", "epochs_run", "train_score", "val_score", "test_score",
-    "wall_time", "group_size", "slopes", "config", "versions", "git_sha", "created_at",
+    "key",
+    "sweep",
+    "status",
+    "reason",
+    "dataset",
+    "dataset_label",
+    "split",
+    "conv",
+    "num_layers",
+    "hidden_channels",
+    "act",
+    "activation",
+    "negative_slope",
+    "prelu_mode",
+    "seed",
+    "metric",
+    "best_epoch",
+    "epochs_run",
+    "train_score",
+    "val_score",
+    "test_score",
+    "wall_time",
+    "group_size",
+    "slopes",
+    "config",
+    "versions",
+    "git_sha",
+    "created_at",
 )
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,16 +96,27 @@ def environment() -> dict[str, Any]:
     import gnnleaky
 
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(gnnleaky.__file__).parent,
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip() or None
+        sha = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                cwd=Path(gnnleaky.__file__).parent,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         sha = None
     return {
-        "versions": {"gnnleaky": gnnleaky.__version__, "torch": torch.__version__,
-                     "torch_geometric": torch_geometric.__version__,
-                     "numpy": numpy.__version__, "python": platform.python_version()},
+        "versions": {
+            "gnnleaky": gnnleaky.__version__,
+            "torch": torch.__version__,
+            "torch_geometric": torch_geometric.__version__,
+            "numpy": numpy.__version__,
+            "python": platform.python_version(),
+        },
         "git_sha": sha,
     }
 
@@ -93,8 +129,10 @@ def _check_file(path: Path) -> None:
         with path.open("rb") as fh:
             head = fh.read(len(_SQLITE_HEADER))
         if head != _SQLITE_HEADER:
-            raise StoreError(f"{str(path)!r} is not a gnnleaky results store (not an SQLite "
-                             "file); refusing to modify it")
+            raise StoreError(
+                f"{str(path)!r} is not a gnnleaky results store (not an SQLite "
+                "file); refusing to modify it"
+            )
 
 
 class ResultsStore:
@@ -124,14 +162,17 @@ class ResultsStore:
         try:
             self.conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
             self.conn.execute("PRAGMA busy_timeout = 60000")
-            tables = {r[0] for r in self.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = {
+                r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{str(self.path)!r} is not a readable results store: {err}") from None
         if tables and "meta" not in tables:
             self.conn.close()
-            raise StoreError(f"{str(self.path)!r} is an SQLite file but not a gnnleaky results "
-                             f"store (tables: {sorted(tables)}); refusing to modify it")
+            raise StoreError(
+                f"{str(self.path)!r} is an SQLite file but not a gnnleaky results "
+                f"store (tables: {sorted(tables)}); refusing to modify it"
+            )
         if "meta" in tables:
             magic = self.conn.execute("SELECT value FROM meta WHERE key='magic'").fetchone()
             if not magic or magic[0] != MAGIC:
@@ -165,27 +206,48 @@ class ResultsStore:
         cfg = result.config
         env = environment()
         row = {
-            "key": result.key, "sweep": sweep, "status": result.status, "reason": result.reason,
-            "dataset": cfg.dataset, "dataset_label": cfg.dataset_label, "split": cfg.split,
-            "conv": cfg.conv, "num_layers": cfg.num_layers,
-            "hidden_channels": cfg.hidden_channels, "act": cfg.act,
-            "activation": cfg.activation_label, "negative_slope": cfg.negative_slope,
-            "prelu_mode": cfg.prelu_mode, "seed": cfg.seed, "metric": result.metric,
-            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-            "train_score": _num(result.train_score), "val_score": _num(result.val_score),
-            "test_score": _num(result.test_score), "wall_time": result.wall_time,
-            "group_size": result.group_size, "slopes": json.dumps(result.slopes),
+            "key": result.key,
+            "sweep": sweep,
+            "status": result.status,
+            "reason": result.reason,
+            "dataset": cfg.dataset,
+            "dataset_label": cfg.dataset_label,
+            "split": cfg.split,
+            "conv": cfg.conv,
+            "num_layers": cfg.num_layers,
+            "hidden_channels": cfg.hidden_channels,
+            "act": cfg.act,
+            "activation": cfg.activation_label,
+            "negative_slope": cfg.negative_slope,
+            "prelu_mode": cfg.prelu_mode,
+            "seed": cfg.seed,
+            "metric": result.metric,
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "train_score": _num(result.train_score),
+            "val_score": _num(result.val_score),
+            "test_score": _num(result.test_score),
+            "wall_time": result.wall_time,
+            "group_size": result.group_size,
+            "slopes": json.dumps(result.slopes),
             "config": json.dumps(cfg.to_dict(), sort_keys=True),
-            "versions": json.dumps(env["versions"]), "git_sha": env["git_sha"],
+            "versions": json.dumps(env["versions"]),
+            "git_sha": env["git_sha"],
             "created_at": time.time(),
         }
         cur = self.conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            cur.execute("DELETE FROM layers WHERE run_key IN (SELECT key FROM runs WHERE key=? "
-                        "AND status='failed')", (result.key,))
-            cur.execute("DELETE FROM curves WHERE run_key IN (SELECT key FROM runs WHERE key=? "
-                        "AND status='failed')", (result.key,))
+            cur.execute(
+                "DELETE FROM layers WHERE run_key IN (SELECT key FROM runs WHERE key=? "
+                "AND status='failed')",
+                (result.key,),
+            )
+            cur.execute(
+                "DELETE FROM curves WHERE run_key IN (SELECT key FROM runs WHERE key=? "
+                "AND status='failed')",
+                (result.key,),
+            )
             cur.execute("DELETE FROM runs WHERE key=? AND status='failed'", (result.key,))
             cur.execute(
                 f"INSERT OR IGNORE INTO runs ({', '.join(_RUN_COLUMNS)}) "
@@ -198,13 +260,24 @@ class ResultsStore:
             cur.executemany(
                 'INSERT INTO layers (run_key, layer, stage, metric, "when", value) '
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                [(result.key, r["layer"], r["stage"], r["metric"], r["when"], _num(r["value"]))
-                 for r in result.layers],
+                [
+                    (result.key, r["layer"], r["stage"], r["metric"], r["when"], _num(r["value"]))
+                    for r in result.layers
+                ],
             )
             cur.executemany(
                 "INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?)",
-                [(result.key, c["epoch"], _num(c.get("train_loss")), _num(c.get("train_score")),
-                  _num(c.get("val_score")), _num(c.get("test_score"))) for c in result.curve],
+                [
+                    (
+                        result.key,
+                        c["epoch"],
+                        _num(c.get("train_loss")),
+                        _num(c.get("train_score")),
+                        _num(c.get("val_score")),
+                        _num(c.get("test_score")),
+                    )
+                    for c in result.curve
+                ],
             )
             cur.execute("COMMIT")
         except BaseException:

@@ -7,6 +7,7 @@ results in the driver as they arrive. Either way a run reaches the store exactly
 run by run; a run that still raises is stored as failed with the error as its reason, and
 the sweep goes on.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,9 @@ class SweepSummary:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
-def plan(config: SweepConfig, done: set[str] | None = None,
-         max_group: int | None = None) -> list[list[RunConfig]]:
+def plan(
+    config: SweepConfig, done: set[str] | None = None, max_group: int | None = None
+) -> list[list[RunConfig]]:
     """Groups of runs still to do; runs in a group share graph and shape (``group_key``).
 
     Example:
@@ -57,7 +59,7 @@ def plan(config: SweepConfig, done: set[str] | None = None,
     out: list[list[RunConfig]] = []
     for runs in groups.values():
         step = max_group or len(runs)
-        out.extend(runs[i:i + step] for i in range(0, len(runs), step))
+        out.extend(runs[i : i + step] for i in range(0, len(runs), step))
     return out
 
 
@@ -85,8 +87,7 @@ def check_data(config: SweepConfig, root: str | None = None) -> None:
     dataset of the sweep has no raw files under the data root."""
     from gnnleaky import datasets
 
-    needed = {(r.dataset, dict(r.dataset_params).get("split", "public"))
-              for r in config.expand()}
+    needed = {(r.dataset, dict(r.dataset_params).get("split", "public")) for r in config.expand()}
     for name, split in sorted(needed):
         files = datasets.raw_files(name, root, split)
         missing = [f for f in files if not f.is_file()]
@@ -104,10 +105,20 @@ def _failed(run: RunConfig, err: BaseException) -> Any:
     except ValueError:
         metric = "accuracy"
     nan = float("nan")
-    return RunResult(config=run, key=run.key, status="failed",
-                     reason=f"{type(err).__name__}: {err}", metric=metric, best_epoch=0,
-                     epochs_run=0, train_score=nan, val_score=nan, test_score=nan,
-                     wall_time=0.0, group_size=1)
+    return RunResult(
+        config=run,
+        key=run.key,
+        status="failed",
+        reason=f"{type(err).__name__}: {err}",
+        metric=metric,
+        best_epoch=0,
+        epochs_run=0,
+        train_score=nan,
+        val_score=nan,
+        test_score=nan,
+        wall_time=0.0,
+        group_size=1,
+    )
 
 
 def _train(group: Sequence[RunConfig], graph: tuple[Any, Any], stacked: bool) -> list[Any]:
@@ -120,11 +131,11 @@ def _train(group: Sequence[RunConfig], graph: tuple[Any, Any], stacked: bool) ->
         return train_group(data, list(group), stacked=stacked, cache=cache)
     except Exception as err:
         if len(group) == 1 and not stacked:
-            log.warning("run %s raised %s: stored as failed", group[0].key, err,
-                        exc_info=True)
+            log.warning("run %s raised %s: stored as failed", group[0].key, err, exc_info=True)
             return [_failed(group[0], err)]
-        log.warning("a group of %d runs raised %s; training them one by one", len(group),
-                    err, exc_info=True)
+        log.warning(
+            "a group of %d runs raised %s; training them one by one", len(group), err, exc_info=True
+        )
     results = []
     for run in group:
         try:
@@ -135,8 +146,9 @@ def _train(group: Sequence[RunConfig], graph: tuple[Any, Any], stacked: bool) ->
     return results
 
 
-def _local(groups: list[list[RunConfig]], *, root: str | None, stacked: bool,
-           **_: Any) -> Iterator[list[Any]]:
+def _local(
+    groups: list[list[RunConfig]], *, root: str | None, stacked: bool, **_: Any
+) -> Iterator[list[Any]]:
     get = _data_loader(root)
     for group in groups:
         yield _train(group, get(group[0]), stacked)
@@ -157,13 +169,21 @@ def ray_runtime_env() -> dict[str, Any]:
     """
     import gnnleaky
 
-    return {"py_modules": [str(Path(gnnleaky.__file__).resolve().parent)],
-            "env_vars": {k: v for k, v in os.environ.items() if k.startswith("GNNLEAKY_")}}
+    return {
+        "py_modules": [str(Path(gnnleaky.__file__).resolve().parent)],
+        "env_vars": {k: v for k, v in os.environ.items() if k.startswith("GNNLEAKY_")},
+    }
 
 
-def _ray(groups: list[list[RunConfig]], *, root: str | None, stacked: bool,
-         address: str | None = None, num_cpus: int | None = None,
-         **_: Any) -> Iterator[list[Any]]:
+def _ray(
+    groups: list[list[RunConfig]],
+    *,
+    root: str | None,
+    stacked: bool,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    **_: Any,
+) -> Iterator[list[Any]]:
     try:
         import ray
     except ImportError:
@@ -171,8 +191,7 @@ def _ray(groups: list[list[RunConfig]], *, root: str | None, stacked: bool,
     started = False
     if not ray.is_initialized():
         kw: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus}
-        ray.init(include_dashboard=False, log_to_driver=False, **kw,
-                 runtime_env=ray_runtime_env())
+        ray.init(include_dashboard=False, log_to_driver=False, **kw, runtime_env=ray_runtime_env())
         started = True
     try:
         task = ray.remote(num_cpus=1)(_ray_task)
@@ -220,22 +239,28 @@ def run_sweep(
     check_data(config, root)
     summary = SweepSummary()
     with ResultsStore(store_path) as store:
-        done = store.finished_keys() if not retry_failed else store.finished_keys(
-            include_failed=False)
+        done = (
+            store.finished_keys() if not retry_failed else store.finished_keys(include_failed=False)
+        )
         groups = plan(config, done, max_group)
         summary.total = len(config.expand())
         todo = sum(len(g) for g in groups)
         summary.skipped = summary.total - todo
-        log.info("sweep %s: %d runs, %d stored already, %d to train in %d groups",
-                 config.name, summary.total, summary.skipped, todo, len(groups))
+        log.info(
+            "sweep %s: %d runs, %d stored already, %d to train in %d groups",
+            config.name,
+            summary.total,
+            summary.skipped,
+            todo,
+            len(groups),
+        )
         bar = None
         if progress and todo:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=todo, unit="run", desc=config.name, dynamic_ncols=True)
         try:
-            for results in BACKENDS[backend](groups, root=root, stacked=stacked,
-                                             **backend_kwargs):
+            for results in BACKENDS[backend](groups, root=root, stacked=stacked, **backend_kwargs):
                 for res in results:
                     summary.trained += 1
                     if res.status != "ok":

@@ -1,4 +1,5 @@
 """Layers: message-passing GNNs whose every layer owns its activation."""
+
 from gnnleaky.nn.activation import (
     ACTIVATIONS,
     PReLU,

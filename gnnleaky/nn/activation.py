@@ -11,6 +11,7 @@ through :data:`ACTIVATIONS`:
   inside ``bounds=(lo, hi)`` by a parametrization.
 * ``"identity"``: :math:`\phi(x) = x` (the linear limit :math:`\alpha = 1`).
 """
+
 from __future__ import annotations
 
 import copy

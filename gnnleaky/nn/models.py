@@ -1,4 +1,5 @@
 r"""LeakyGNN: PyG's ``BasicGNN`` models with one activation instance per layer."""
+
 from __future__ import annotations
 
 import copy
@@ -40,8 +41,9 @@ def _sage(in_ch: int, out_ch: int, layer: int, **kw: Any) -> MessagePassing:
     return SAGEConv(in_ch, out_ch, **kw)
 
 
-def _gat(in_ch: int, out_ch: int, layer: int, *, last: bool = False, heads: int = 1,
-         **kw: Any) -> MessagePassing:
+def _gat(
+    in_ch: int, out_ch: int, layer: int, *, last: bool = False, heads: int = 1, **kw: Any
+) -> MessagePassing:
     if last or heads == 1:
         return GATConv(in_ch, out_ch, heads=heads, concat=False, **kw)
     if out_ch % heads != 0:
@@ -49,16 +51,18 @@ def _gat(in_ch: int, out_ch: int, layer: int, *, last: bool = False, heads: int 
     return GATConv(in_ch, out_ch // heads, heads=heads, concat=True, **kw)
 
 
-def _gin(in_ch: int, out_ch: int, layer: int, *, inner_act: torch.nn.Module,
-         **kw: Any) -> MessagePassing:
+def _gin(
+    in_ch: int, out_ch: int, layer: int, *, inner_act: torch.nn.Module, **kw: Any
+) -> MessagePassing:
     mlp = torch.nn.Sequential(
         torch.nn.Linear(in_ch, out_ch), inner_act, torch.nn.Linear(out_ch, out_ch)
     )
     return GINConv(mlp, **kw)
 
 
-def _gcnii(in_ch: int, out_ch: int, layer: int, *, alpha: float = 0.1, theta: float = 0.5,
-           **kw: Any) -> MessagePassing:
+def _gcnii(
+    in_ch: int, out_ch: int, layer: int, *, alpha: float = 0.1, theta: float = 0.5, **kw: Any
+) -> MessagePassing:
     return GCN2Conv(out_ch, alpha=alpha, theta=theta, layer=layer + 1, normalize=False, **kw)
 
 
@@ -237,21 +241,32 @@ class LeakyGNN(torch.nn.Module):
                 module.reset_parameters()
 
     # -- graph operator ---------------------------------------------------------------
-    def _normalized(self, edge_index: Tensor, edge_weight: Tensor | None,
-                    num_nodes: int) -> tuple[Tensor, Tensor]:
-        key = (edge_index.data_ptr(), edge_index._version, tuple(edge_index.shape), num_nodes,
-               None if edge_weight is None else (edge_weight.data_ptr(), edge_weight._version))
+    def _normalized(
+        self, edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int
+    ) -> tuple[Tensor, Tensor]:
+        key = (
+            edge_index.data_ptr(),
+            edge_index._version,
+            tuple(edge_index.shape),
+            num_nodes,
+            None if edge_weight is None else (edge_weight.data_ptr(), edge_weight._version),
+        )
         if self.cached and self._cache is not None and self._cache[0] == key:
             return self._cache[1], self._cache[2]
-        ei, ew = gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops=True,
-                          dtype=torch.get_default_dtype() if edge_weight is None
-                          else edge_weight.dtype)
+        ei, ew = gcn_norm(
+            edge_index,
+            edge_weight,
+            num_nodes,
+            add_self_loops=True,
+            dtype=torch.get_default_dtype() if edge_weight is None else edge_weight.dtype,
+        )
         if self.cached:
             self._cache = (key, ei, ew)
         return ei, ew
 
-    def _conv(self, i: int, x: Tensor, x0: Tensor | None, edge_index: Tensor,
-              edge_weight: Tensor | None) -> Tensor:
+    def _conv(
+        self, i: int, x: Tensor, x0: Tensor | None, edge_index: Tensor, edge_weight: Tensor | None
+    ) -> Tensor:
         conv = self.convs[i]
         if self.conv == "gcnii":
             return conv(x, x0, edge_index, edge_weight)
@@ -278,8 +293,10 @@ class LeakyGNN(torch.nn.Module):
         check_edge_index(edge_index, x.size(0))
         check_edge_weight(edge_weight, edge_index.size(1))
         if edge_weight is not None and self.conv not in _EDGE_WEIGHT_CONVS:
-            raise ValueError(f"edge_weight is only supported by conv in "
-                             f"{sorted(_EDGE_WEIGHT_CONVS)}, got conv={self.conv!r}")
+            raise ValueError(
+                f"edge_weight is only supported by conv in "
+                f"{sorted(_EDGE_WEIGHT_CONVS)}, got conv={self.conv!r}"
+            )
         if self.conv in _EDGE_WEIGHT_CONVS:
             edge_index, edge_weight = self._normalized(edge_index, edge_weight, x.size(0))
 
@@ -321,6 +338,8 @@ class LeakyGNN(torch.nn.Module):
         return x
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
-                f"num_layers={self.num_layers}, conv={self.conv!r}, act={self.act_name!r}, "
-                f"act_kwargs={self.act_kwargs})")
+        return (
+            f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
+            f"num_layers={self.num_layers}, conv={self.conv!r}, act={self.act_name!r}, "
+            f"act_kwargs={self.act_kwargs})"
+        )

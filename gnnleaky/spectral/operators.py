@@ -501,7 +501,6 @@ def unchecked_signal(x: Tensor) -> Signal:
     return Signal(x, None, x.size(1))
 
 
-
 def check_finite(x: Tensor, name: str = "x") -> None:
     """Raise the ValueError of :func:`gnnleaky.utils.check_features` for NaN/Inf entries."""
     if not all_finite(x):

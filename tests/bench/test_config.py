@@ -7,9 +7,14 @@ from gnnleaky.bench.config import ConfigError, RunConfig, SweepConfig, load_conf
 
 
 def test_grid_size_and_dedup():
-    cfg = SweepConfig(datasets=["csbm", "cora"], depths=[2, 8, 32],
-                      activations=["relu", "leaky_relu", "prelu_layer", "prelu_channel"],
-                      alphas=[0.1, 0.2, 0.2], prelu_inits=[0.25], seeds=[0, 1, 2])
+    cfg = SweepConfig(
+        datasets=["csbm", "cora"],
+        depths=[2, 8, 32],
+        activations=["relu", "leaky_relu", "prelu_layer", "prelu_channel"],
+        alphas=[0.1, 0.2, 0.2],
+        prelu_inits=[0.25],
+        seeds=[0, 1, 2],
+    )
     runs = cfg.expand()
     # 2 datasets x 3 depths x (1 relu + 2 leaky + 1 + 1 prelu) x 3 seeds
     assert len(runs) == 2 * 3 * 5 * 3

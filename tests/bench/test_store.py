@@ -9,17 +9,39 @@ from gnnleaky.bench.store import ResultsStore, StoreError, load
 
 
 def fake_result(seed=0, status="ok", depth=2):
-    cfg = RunConfig(num_layers=depth, act="prelu", prelu_mode="layer", negative_slope=0.25,
-                    seed=seed)
+    cfg = RunConfig(
+        num_layers=depth, act="prelu", prelu_mode="layer", negative_slope=0.25, seed=seed
+    )
     return SimpleNamespace(
-        config=cfg, key=cfg.key, status=status,
-        reason=None if status == "ok" else "non-finite loss at epoch 3", metric="accuracy",
-        best_epoch=4, epochs_run=10, train_score=1.0, val_score=0.8, test_score=0.75,
-        wall_time=0.5, group_size=3, slopes={"acts.0": [0.2]},
-        layers=[{"layer": i, "stage": s, "metric": "dirichlet", "when": w, "value": float(i)}
-                for i in range(depth) for s in ("pre", "post") for w in ("init", "best")],
-        curve=[{"epoch": e, "train_loss": 1.0 / (e + 1), "train_score": 0.5,
-                "val_score": 0.5, "test_score": float("nan")} for e in range(10)],
+        config=cfg,
+        key=cfg.key,
+        status=status,
+        reason=None if status == "ok" else "non-finite loss at epoch 3",
+        metric="accuracy",
+        best_epoch=4,
+        epochs_run=10,
+        train_score=1.0,
+        val_score=0.8,
+        test_score=0.75,
+        wall_time=0.5,
+        group_size=3,
+        slopes={"acts.0": [0.2]},
+        layers=[
+            {"layer": i, "stage": s, "metric": "dirichlet", "when": w, "value": float(i)}
+            for i in range(depth)
+            for s in ("pre", "post")
+            for w in ("init", "best")
+        ],
+        curve=[
+            {
+                "epoch": e,
+                "train_loss": 1.0 / (e + 1),
+                "train_score": 0.5,
+                "val_score": 0.5,
+                "test_score": float("nan"),
+            }
+            for e in range(10)
+        ],
     )
 
 

@@ -1,4 +1,5 @@
 """The sweep end to end: CLI sweep -> results store -> report, resume, bad configs."""
+
 import pytest
 import yaml
 
@@ -10,8 +11,19 @@ from tests.conftest import load_or_skip
 
 TINY = {
     "name": "tiny",
-    "datasets": [{"name": "csbm", "label": "csbm-h", "params": {
-        "num_nodes": 200, "avg_degree": 6, "homophily": 0.9, "snr": 2.0, "num_features": 8}}],
+    "datasets": [
+        {
+            "name": "csbm",
+            "label": "csbm-h",
+            "params": {
+                "num_nodes": 200,
+                "avg_degree": 6,
+                "homophily": 0.9,
+                "snr": 2.0,
+                "num_features": 8,
+            },
+        }
+    ],
     "depths": [2, 4],
     "activations": ["relu", "leaky_relu", "prelu_channel"],
     "alphas": [0.2],
@@ -118,9 +130,19 @@ def test_dry_run_and_plan_group_runs_by_shape(capsys, tiny_yaml):
 def test_cora_relu_gcn_depth_collapse(tmp_path):
     """The literature's depth collapse: ~81% at 2 layers, far lower at 64 (ReLU GCN)."""
     load_or_skip("cora")
-    cfg = load_config({"name": "cora-depth", "datasets": ["cora"], "depths": [2, 64],
-                       "activations": ["relu"], "seeds": [0, 1], "hidden_channels": 64,
-                       "epochs": 200, "patience": 100, "metrics": ["dirichlet"]})
+    cfg = load_config(
+        {
+            "name": "cora-depth",
+            "datasets": ["cora"],
+            "depths": [2, 64],
+            "activations": ["relu"],
+            "seeds": [0, 1],
+            "hidden_channels": 64,
+            "epochs": 200,
+            "patience": 100,
+            "metrics": ["dirichlet"],
+        }
+    )
     store = tmp_path / "c.sqlite"
     run_sweep(cfg, store)
     runs = load(store).runs

@@ -10,8 +10,9 @@ from gnnleaky.nn.activation import slope_parameters
 def test_kinds_compute_the_right_function():
     x = torch.tensor([[-2.0, -0.5, 0.0, 3.0]])
     assert activation("relu")(x).tolist() == [[0.0, 0.0, 0.0, 3.0]]
-    assert torch.allclose(activation("leaky_relu", negative_slope=0.2)(x),
-                          torch.tensor([[-0.4, -0.1, 0.0, 3.0]]))
+    assert torch.allclose(
+        activation("leaky_relu", negative_slope=0.2)(x), torch.tensor([[-0.4, -0.1, 0.0, 3.0]])
+    )
     p = activation("prelu", channels=4, mode="channel", init=0.3)
     with torch.no_grad():
         p.weight.copy_(torch.tensor([0.1, 0.2, 0.3, 0.4]))

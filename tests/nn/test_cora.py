@@ -1,4 +1,5 @@
 """Known results on Cora's public split (skipped with a reason when Cora is absent)."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,8 +13,16 @@ pytestmark = pytest.mark.data
 def _train_gcn(data, seed, act="leaky_relu", act_kwargs=None, epochs=200):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = LeakyGNN(data.num_features, 64, 2, data.num_classes, dropout=0.5, act=act,
-                         act_kwargs=act_kwargs, cached=True)
+        model = LeakyGNN(
+            data.num_features,
+            64,
+            2,
+            data.num_classes,
+            dropout=0.5,
+            act=act,
+            act_kwargs=act_kwargs,
+            cached=True,
+        )
         opt = torch.optim.Adam(param_groups(model, weight_decay=5e-4), lr=0.01)
         best_val, test_at_best = -1.0, 0.0
         for _ in range(epochs):

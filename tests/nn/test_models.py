@@ -24,10 +24,10 @@ def test_relu_gcn_matches_pyg_gcn(num_layers):
 
 def test_leaky_gcn_matches_pyg_gcn_with_leaky_act():
     x, ei = _graph()
-    ours = LeakyGNN(8, 16, 4, 3, act="leaky_relu", act_kwargs={"negative_slope": 0.2},
-                    norm="batch_norm")
-    pyg = GCN(8, 16, 4, 3, act="leaky_relu", act_kwargs={"negative_slope": 0.2},
-              norm="batch_norm")
+    ours = LeakyGNN(
+        8, 16, 4, 3, act="leaky_relu", act_kwargs={"negative_slope": 0.2}, norm="batch_norm"
+    )
+    pyg = GCN(8, 16, 4, 3, act="leaky_relu", act_kwargs={"negative_slope": 0.2}, norm="batch_norm")
     pyg.load_state_dict(ours.state_dict())
     ours.eval()
     pyg.eval()
@@ -66,8 +66,14 @@ def test_deep_channel_prelu_has_one_slope_per_activated_layer():
     # (as in PyG), so there are 63 activations and 63 distinct slope tensors.
     torch.manual_seed(0)
     x, ei = _graph(n=40, e=200, f=8)
-    m = LeakyGNN(8, 16, 64, 3, act="prelu",
-                 act_kwargs={"mode": "channel", "init": 0.25, "bounds": (0.0, 1.0)})
+    m = LeakyGNN(
+        8,
+        16,
+        64,
+        3,
+        act="prelu",
+        act_kwargs={"mode": "channel", "init": 0.25, "bounds": (0.0, 1.0)},
+    )
     params = slope_parameters(m)
     assert len(params) == 63 == len({id(p) for p in params})
     assert all(p.shape == (16,) for p in params)
@@ -110,8 +116,7 @@ def test_jk_gives_an_activation_to_every_layer():
 
 def test_return_hidden_and_residual_and_gcnii():
     x, ei = _graph()
-    m = LeakyGNN(8, 16, 4, 3, act="leaky_relu", act_kwargs={"negative_slope": 0.1},
-                 residual=True)
+    m = LeakyGNN(8, 16, 4, 3, act="leaky_relu", act_kwargs={"negative_slope": 0.1}, residual=True)
     out, h = m(x, ei, return_hidden=True)
     assert len(h.pre) == len(h.post) == 4
     neg = h.pre[0] < 0
