@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,6 +78,16 @@ def layer_table(
     return df.groupby(keys)["value"].agg(["mean", "std"]).reset_index()
 
 
+def _save(fig: Any, path: Path) -> Path:
+    """Lay out, write (120 dpi) and close a figure; returns its path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _heatmaps(runs: pd.DataFrame, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
@@ -108,11 +119,7 @@ def _heatmaps(runs: pd.DataFrame, out: Path) -> list[Path]:
                 )
         fig.colorbar(im, ax=ax, label=f"mean test {metric} (%)")
         ax.set_title(f"{label} / {conv}: mean test {metric} over seeds")
-        fig.tight_layout()
-        path = out / f"heatmap_{label}_{conv}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, out / f"heatmap_{label}_{conv}.png"))
     return paths
 
 
@@ -150,11 +157,7 @@ def _layer_curves(
             f"{label} / {conv}, depth {depth}, best epoch\n{ylabel} per layer", fontsize=10
         )
         ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        path = out / f"{stem}_{label}_{conv}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, out / f"{stem}_{label}_{conv}.png"))
     return paths
 
 
@@ -177,11 +180,7 @@ def _slope_plots(runs: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_ylabel("learned negative slope α (mean over channels)")
         ax.set_title(f"{label} / {conv}, depth {depth}: learned PReLU slopes")
         ax.legend()
-        fig.tight_layout()
-        path = out / f"slopes_{label}_{conv}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, out / f"slopes_{label}_{conv}.png"))
     return paths
 
 

@@ -40,10 +40,19 @@ class SweepSummary:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _runs(config: SweepConfig | Sequence[RunConfig]) -> Sequence[RunConfig]:
+    """The runs of a sweep, or the given runs when the grid is already expanded."""
+    return config.expand() if isinstance(config, SweepConfig) else config
+
+
 def plan(
-    config: SweepConfig, done: set[str] | None = None, max_group: int | None = None
+    config: SweepConfig | Sequence[RunConfig],
+    done: set[str] | None = None,
+    max_group: int | None = None,
 ) -> list[list[RunConfig]]:
     """Groups of runs still to do; runs in a group share graph and shape (``group_key``).
+
+    ``config`` is a :class:`SweepConfig` or its already expanded runs.
 
     Example:
         >>> cfg = SweepConfig(depths=[2, 4], activations=["relu", "leaky_relu"],
@@ -53,7 +62,7 @@ def plan(
     """
     done = done or set()
     groups: OrderedDict[tuple, list[RunConfig]] = OrderedDict()
-    for run in config.expand():
+    for run in _runs(config):
         if run.key not in done:
             groups.setdefault(run.group_key, []).append(run)
     out: list[list[RunConfig]] = []
@@ -82,12 +91,12 @@ def _data_loader(root: str | None) -> Callable[[RunConfig], tuple[Any, Any]]:
     return get
 
 
-def check_data(config: SweepConfig, root: str | None = None) -> None:
+def check_data(config: SweepConfig | Sequence[RunConfig], root: str | None = None) -> None:
     """Raise :class:`~gnnleaky.datasets.DatasetNotFoundError` before any run starts if a
     dataset of the sweep has no raw files under the data root."""
     from gnnleaky import datasets
 
-    needed = {(r.dataset, dict(r.dataset_params).get("split", "public")) for r in config.expand()}
+    needed = {(r.dataset, dict(r.dataset_params).get("split", "public")) for r in _runs(config)}
     for name, split in sorted(needed):
         files = datasets.raw_files(name, root, split)
         missing = [f for f in files if not f.is_file()]
@@ -236,14 +245,15 @@ def run_sweep(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
     start = time.perf_counter()
-    check_data(config, root)
+    runs = config.expand()
+    check_data(runs, root)
     summary = SweepSummary()
     with ResultsStore(store_path) as store:
         done = (
             store.finished_keys() if not retry_failed else store.finished_keys(include_failed=False)
         )
-        groups = plan(config, done, max_group)
-        summary.total = len(config.expand())
+        groups = plan(runs, done, max_group)
+        summary.total = len(runs)
         todo = sum(len(g) for g in groups)
         summary.skipped = summary.total - todo
         log.info(
