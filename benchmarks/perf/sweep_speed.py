@@ -30,7 +30,9 @@ import resource
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch_geometric.nn.models import GCN
@@ -38,12 +40,8 @@ from torch_geometric.nn.models import GCN
 from gnnleaky import datasets, spectral
 from gnnleaky.bench.config import RunConfig, SweepConfig
 from gnnleaky.bench.train import train_group
-from gnnleaky.nn.stacked import (
-    SPARSE_FEATURE_DENSITY,
-    _blocks_matmul,
-    _csr_matmul,
-    normalized_adjacency,
-)
+from gnnleaky.nn import _fast, _kernels
+from gnnleaky.nn.stacked import SPARSE_FEATURE_DENSITY, dropout_mask, normalized_adjacency
 from gnnleaky.spectral import GraphCache
 
 SLOPES = (0.01, 0.1, 0.2, 0.5)
@@ -124,63 +122,86 @@ def timed(fn, reps: int = 15) -> float:
     return best
 
 
-def product_floor(data, depth: int, hidden: int = 64) -> tuple[float, dict[str, float]]:
-    """Seconds of one epoch's products (train forward + backward + eval forward) of one
-    model, each timed alone with the kernels StackedGNN uses."""
+def _spmm_candidates(csr: torch.Tensor, rows: int) -> dict[str, Callable[[torch.Tensor], object]]:
+    """The sparse kernels for ``csr @ dense``: MKL's CSR addmm and gnnleaky's numba one."""
+    arrays = _fast._csr_arrays(csr)
+    return {
+        "mkl": lambda d: torch.addmm(d.new_zeros(d.size(1)), csr, d),
+        "numba": lambda d: _kernels.spmm(
+            *arrays, d.numpy(), np.empty((rows, d.size(1)), np.float32), 0, rows
+        ),
+    }
+
+
+def product_times(data, hidden: int = 64) -> dict[str, float]:
+    """Seconds of each product of a GCN epoch, each run alone (min of 15) with the fastest
+    kernel this process has for it at the current thread count."""
     n, f, c, out = data.num_nodes, data.num_features, hidden, data.num_classes
     a, a_t = normalized_adjacency(data.edge_index, num_nodes=n)
+    lin = _fast._linear()
     x = data.x
+    g, g_out = torch.randn(n, c), torch.randn(n, out)
+    w, w_out, w1 = torch.randn(c, c), torch.randn(out, c), torch.randn(c, f)
+
+    def best(cands: dict[str, Callable[[], object]]) -> float:
+        return min(timed(fn) for fn in cands.values())
+
+    t: dict[str, float] = {}
     if int(torch.count_nonzero(x)) <= SPARSE_FEATURE_DENSITY * x.numel():
-        xs, xs_t = x.to_sparse_csr(), x.t().to_sparse_csr()
-        x_fwd, x_bwd = (lambda: _csr_matmul(xs, w1)), (lambda: _csr_matmul(xs_t, g))
+        xs = _spmm_candidates(x.to_sparse_csr(), n)
+        xs_t = _spmm_candidates(x.t().to_sparse_csr(), f)
+        w1_t = w1.t().contiguous()
+        t["X W1"] = best({k: (lambda fn=fn: fn(w1_t)) for k, fn in xs.items()})
+        t["X^T G (grad W1)"] = best({k: (lambda fn=fn: fn(g)) for k, fn in xs_t.items()})
     else:
-        x_fwd, x_bwd = (lambda: x @ w1), (lambda: x.t() @ g)
-    h, g = torch.randn(1, n, c), torch.randn(n, c)
-    w, b = torch.randn(1, c, c), torch.randn(c)
-    w1, w_out = torch.randn(f, c), torch.randn(1, out, c)
-    g_out, b_out = torch.randn(1, n, out), torch.randn(out)
-    t = {
-        "X W1 (fwd)": timed(x_fwd),
-        "X^T G (grad W1)": timed(x_bwd),
-        "A Z + b, width 64": timed(lambda: _csr_matmul(a, g, b)),
-        "A Z + b, width out": timed(lambda: _csr_matmul(a, g_out[0], b_out)),
-        "A^T G, width 64": timed(lambda: _csr_matmul(a_t, g)),
-        "A^T G, width out": timed(lambda: _csr_matmul(a_t, g_out[0])),
-        "H W (fwd)": timed(lambda: _blocks_matmul(h, w)),
-        "G W^T (grad H)": timed(lambda: _blocks_matmul(h, w)),
-        "H^T G (grad W)": timed(lambda: torch.bmm(h.transpose(1, 2), h)),
-        "H W_out (fwd)": timed(lambda: _blocks_matmul(h, w_out)),
-        "G W_out^T (grad H)": timed(lambda: _blocks_matmul(g_out, w_out.transpose(1, 2))),
-        "H^T G_out (grad W_out)": timed(lambda: torch.bmm(h.transpose(1, 2), g_out)),
-    }
-    hid = depth - 2  # hidden-to-hidden layers
-    total = (
-        2 * t["X W1 (fwd)"]
-        + t["X^T G (grad W1)"]
-        + (depth - 1) * (2 * t["A Z + b, width 64"] + t["A^T G, width 64"])
-        + 2 * t["A Z + b, width out"]
-        + t["A^T G, width out"]
-        + hid * (2 * t["H W (fwd)"] + t["G W^T (grad H)"] + t["H^T G (grad W)"])
+        t["X W1"] = timed(lambda: lin(x, w1))
+        t["X^T G (grad W1)"] = timed(lambda: lin(x.t(), g.t()))
+    sp, sp_t = _spmm_candidates(a, n), _spmm_candidates(a_t, n)
+    t["A P, width 64"] = best({k: (lambda fn=fn: fn(g)) for k, fn in sp.items()})
+    t["A P, width out"] = best({k: (lambda fn=fn: fn(g_out)) for k, fn in sp.items()})
+    t["A^T G, width 64"] = best({k: (lambda fn=fn: fn(g)) for k, fn in sp_t.items()})
+    t["A^T G, width out"] = best({k: (lambda fn=fn: fn(g_out)) for k, fn in sp_t.items()})
+    t["H W"] = timed(lambda: lin(g, w))
+    t["G W^T (grad H)"] = timed(lambda: lin(g, w))
+    t["H^T G (grad W)"] = best(
+        {"onednn": lambda: lin(g.t(), g.t()), "mkl": lambda: torch.mm(g.t(), g)}
     )
+    t["H W_out"] = timed(lambda: lin(g, w_out))
+    t["G W_out^T (grad H)"] = timed(lambda: lin(g_out, w_out.t().contiguous()))
+    t["H^T G_out (grad W_out)"] = best(
+        {"onednn": lambda: lin(g.t(), g_out.t()), "mkl": lambda: torch.mm(g.t(), g_out)}
+    )
+    return t
+
+
+def floor_seconds(t: dict[str, float], depth: int) -> float:
+    """One epoch's products (train forward, backward, eval forward) of one model."""
+    hid = max(depth - 2, 0)  # hidden-to-hidden layers
+    total = 2 * t["X W1"] + t["X^T G (grad W1)"]
+    total += (depth - 1) * (2 * t["A P, width 64"] + t["A^T G, width 64"])
+    total += 2 * t["A P, width out"] + t["A^T G, width out"]
+    total += hid * (2 * t["H W"] + t["G W^T (grad H)"] + t["H^T G (grad W)"])
     if depth > 1:
-        total += 2 * t["H W_out (fwd)"] + t["G W_out^T (grad H)"] + t["H^T G_out (grad W_out)"]
-    return total, t
+        total += 2 * t["H W_out"] + t["G W_out^T (grad H)"] + t["H^T G_out (grad W_out)"]
+    return total
 
 
 def kernel_table(data) -> None:
     """Times of the candidate kernels on this graph (min over repetitions)."""
     from torch_geometric.utils import scatter, spmm
 
-    from gnnleaky.nn.stacked import _PReLUDropout, dropout_mask
-
     n = data.num_nodes
     a, _ = normalized_adjacency(data.edge_index, num_nodes=n)
+    arrays = _fast._csr_arrays(a)
     coo = a.to_sparse_coo()
     row, col = coo.indices()
     val = coo.values()
     print(f"kernels on this graph ({torch.get_num_threads()} threads, min of 15, ms):")
     for width in (64, 768):
         h, b = torch.randn(n, width), torch.randn(width)
+        hn, bn, zn = h.numpy(), b.numpy(), np.empty((n, width), np.float32)
+        slope = np.full(width, 0.1, np.float32)
+        raw = torch.randint(0, 256, (n * width // 8,), dtype=torch.uint8).numpy()
         cells = {
             "COO @": timed(lambda h=h: coo @ h),
             "CSR @ (torch.sparse.mm)": timed(lambda h=h: torch.sparse.mm(a, h)),
@@ -192,41 +213,32 @@ def kernel_table(data) -> None:
             "gather+pyg scatter": timed(
                 lambda h=h: scatter(h[col] * val[:, None], row, 0, dim_size=n, reduce="sum")
             ),
+            "numba spmm": timed(lambda hn=hn, zn=zn: _kernels.spmm(*arrays, hn, zn, 0, n)),
+            "numba fused +bias, leaky, dropout": timed(
+                lambda hn=hn, zn=zn, bn=bn, slope=slope, raw=raw: _kernels.propagate(
+                    *arrays, hn, bn, slope, raw, 1, 1, np.float32(2), True, False, zn, zn, 0, n
+                )
+            ),
         }
         print(
             f"  A_hat @ H, width {width}: "
             + ", ".join(f"{k} {v * 1e3:.3f}" for k, v in cells.items())
         )
-    k, c = 12, 64
-    h, w = torch.randn(n, k * c), torch.randn(k, c, c)
-    hs = h.view(n, k, c).transpose(0, 1).contiguous()
+    lin = _fast._linear()
+    h, g, w = torch.randn(n, 64), torch.randn(n, 64), torch.randn(64, 64)
     cells = {
-        "MKL mm, 1 model": timed(lambda: hs[0] @ w[0]),
-        "oneDNN linear, 1 model": timed(lambda: _blocks_matmul(hs[:1], w[:1])),
-        "MKL bmm + transposes, 12 models": timed(
-            lambda: torch.bmm(h.view(n, k, c).transpose(0, 1), w).transpose(0, 1).reshape(n, -1)
-        ),
-        "transpose + 12 oneDNN + cat": timed(
-            lambda: _blocks_matmul(h.view(n, k, c).transpose(0, 1).contiguous(), w)
-        ),
+        "H W, MKL mm": timed(lambda: h @ w),
+        "H W, oneDNN": timed(lambda: lin(h, w)),
+        "H^T G, MKL mm": timed(lambda: torch.mm(h.t(), g)),
+        "H^T G, oneDNN (strided)": timed(lambda: lin(h.t(), g.t())),
     }
     print(
-        "  H W, [2708, 64] x [64, 64]: " + ", ".join(f"{k} {v * 1e3:.3f}" for k, v in cells.items())
+        "  dense [2708, 64] x [64, 64]: "
+        + ", ".join(f"{k} {v * 1e3:.3f}" for k, v in cells.items())
     )
-    slope = torch.rand(k * c)
-    hg = h.clone().requires_grad_()
-    sg = slope.clone().requires_grad_()
-    g = torch.randn(n, k * c)
-    cells = {
-        "torch.prelu fwd": timed(lambda: torch.prelu(h, slope)),
-        "torch.prelu fwd+bwd": timed(lambda: torch.autograd.grad(torch.prelu(hg, sg), (hg, sg), g)),
-        "gnnleaky fwd+bwd": timed(
-            lambda: torch.autograd.grad(_PReLUDropout.apply(hg, sg, None, 1.0), (hg, sg), g)
-        ),
-        "torch.where(h>=0, h, a*h)": timed(lambda: torch.where(h >= 0, h, h * slope)),
-    }
-    print("  PReLU over [2708, 768]: " + ", ".join(f"{k} {v * 1e3:.3f}" for k, v in cells.items()))
+    k, c = 12, 64
     gens = [torch.Generator().manual_seed(i) for i in range(k)]
+    hs = torch.randn(k, n, c)
     cells = {
         "F.dropout x12 (bernoulli)": timed(lambda: [F.dropout(hs[i], 0.5, True) for i in range(k)]),
         "gnnleaky masks, 12 generators": timed(lambda: dropout_mask(n, c, 0.5, gens)),
@@ -380,29 +392,56 @@ def main() -> None:
         f"{base:.0f} s -> {model_epochs / base:.2f} model-epochs/s"
     )
     print(f"speed-up (model-epochs/s, gnnleaky / PyG): {base / ours:.1f}x (target >= 10x)")
-    print("per depth: depth | gnnleaky ms/model-epoch | PyG ms/epoch | ratio")
+
+    # The floor: every product of an epoch alone, on one core, spread perfectly over the
+    # cores. No implementation of the same computation can beat it, so PyG / floor is the
+    # largest speed-up this machine allows.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    parts1 = product_times(data)
+    torch.set_num_threads(threads)
+    floor_grid = sum(floor_seconds(parts1, d) / threads * per_depth[d][1] for d in depths)
+    print(
+        f"floor of the grid (each model-epoch's products on one core, {threads} cores in "
+        f"parallel, no overhead): {floor_grid:.1f} s -> the largest speed-up over PyG this "
+        f"machine allows is {base / floor_grid:.1f}x; gnnleaky's grid is "
+        f"{ours / floor_grid:.2f}x the floor ({(ours - metric_time[0]) / floor_grid:.2f}x "
+        "without the metrics)"
+    )
+    print("per depth: depth | gnnleaky ms/model-epoch | PyG ms/epoch | ratio | floor | PyG/floor")
     for d in depths:
         mine = per_depth[d][0] / per_depth[d][1] * 1e3
+        fl = floor_seconds(parts1, d) / threads * 1e3
         print(
             f"  {d:>3} | {mine:9.1f} | {base_per_epoch[d] * 1e3:9.1f} | "
-            f"{base_per_epoch[d] * 1e3 / mine:5.1f}x"
+            f"{base_per_epoch[d] * 1e3 / mine:5.1f}x | {fl:6.1f} | "
+            f"{base_per_epoch[d] * 1e3 / fl:5.1f}x"
         )
 
     # -- 3. one deep model ------------------------------------------------------------------
-    floor, parts = product_floor(data, single_depth)
-    for dropout in (0.5, 0.0):
-        ours1 = gnnleaky_ms_per_epoch(data, dataset, params, single_depth, dropout, 20)
-        pyg1 = statistics.median(pyg_epoch_times(data, single_depth, 0.1, 0, 11, dropout)[1:])
+    pyg1 = {
+        dropout: statistics.median(pyg_epoch_times(data, single_depth, 0.1, 0, 11, dropout)[1:])
+        for dropout in (0.5, 0.0)
+    }
+    for th in sorted({threads, 1}, reverse=True):
+        torch.set_num_threads(th)
+        parts = parts1 if th == 1 else product_times(data)
+        floor = floor_seconds(parts, single_depth) * 1e3
+        for dropout in (0.5, 0.0):
+            ours1 = gnnleaky_ms_per_epoch(data, dataset, params, single_depth, dropout, 20)
+            print(
+                f"one {single_depth}-layer model, {th} thread(s), dropout {dropout}: gnnleaky "
+                f"{ours1:.1f} ms/epoch, PyG ({threads} threads) {pyg1[dropout] * 1e3:.1f} "
+                f"ms/epoch ({pyg1[dropout] * 1e3 / ours1:.1f}x, target >= 2x); floor on "
+                f"{th} thread(s) {floor:.1f} ms/epoch (gnnleaky = {ours1 / floor:.2f}x the "
+                "floor, target <= 1.5x)"
+            )
         print(
-            f"one {single_depth}-layer model, dropout {dropout}: gnnleaky {ours1:.1f} ms/epoch, "
-            f"PyG {pyg1 * 1e3:.1f} ms/epoch ({pyg1 * 1e3 / ours1:.1f}x, target >= 2x); "
-            f"floor {floor * 1e3:.1f} ms/epoch (gnnleaky = {ours1 / (floor * 1e3):.2f}x the "
-            f"floor, target <= 1.5x)"
+            f"  floor on {th} thread(s) = one epoch's products (train forward, backward, eval "
+            "forward), each timed alone with the fastest kernel (min of 15): "
+            + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in parts.items())
         )
-    print(
-        "floor = one epoch's products (train forward, backward, eval forward), each timed "
-        "alone (min of 15): " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in parts.items())
-    )
+    torch.set_num_threads(threads)
     print(
         f"load average {load_avg():.1f} at the end; peak resident memory of the whole "
         f"script {peak_rss_gib():.2f} GiB"

@@ -54,6 +54,7 @@ from torch.nn.utils import parametrize
 from torch_geometric.nn.conv import GCNConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
+from gnnleaky.nn import _fast
 from gnnleaky.nn.activation import SlopeBounds
 from gnnleaky.nn.models import Hidden, LeakyGNN
 from gnnleaky.utils import check_edge_index, check_edge_weight, check_features
@@ -276,6 +277,32 @@ def _lane_bits(p: float) -> int:
     return 16
 
 
+def _random_words(
+    num_rows: int,
+    channels: int,
+    p: float,
+    generators: Sequence[torch.Generator] | None,
+    num_models: int,
+    device: torch.device | str | None,
+) -> tuple[Tensor, int, int, float]:
+    """The random words behind :func:`_keep_masks`: ``(buf [K, words] int64, bits, drop,
+    scale)``; entry ``e`` of model ``k`` is kept iff its ``bits``-wide lane is ``>= drop``."""
+    bits = _lane_bits(p)
+    levels = 1 << bits
+    drop = round(float(p) * levels)
+    per_word = 64 // bits
+    words = (num_rows * channels + per_word - 1) // per_word
+    if generators is None:  # one draw for all models from the default generator
+        buf = torch.empty(num_models, words, dtype=torch.int64, device=device)
+        buf.random_(-(2**63), 2**63 - 1)
+    else:
+        gens = list(generators)
+        buf = torch.empty(len(gens), words, dtype=torch.int64, device=device)
+        for row, gen in zip(buf, gens):
+            row.random_(-(2**63), 2**63 - 1, generator=gen)
+    return buf, bits, drop, levels / (levels - drop)
+
+
 def _keep_masks(
     num_rows: int,
     channels: int,
@@ -286,21 +313,8 @@ def _keep_masks(
     device: torch.device | str | None,
 ) -> tuple[Tensor, float]:
     """0/1 keep masks ``[K, N, C]`` (model ``k`` from ``generators[k]``) and the scale."""
-    bits = _lane_bits(p)
-    levels = 1 << bits
-    drop = round(float(p) * levels)
-    per_word = 64 // bits
-    n = num_rows * channels
-    words = (n + per_word - 1) // per_word
-    if generators is None:  # one draw for all models from the default generator
-        buf = torch.empty(num_models, words, dtype=torch.int64, device=device)
-        buf.random_(-(2**63), 2**63 - 1)
-    else:
-        gens = list(generators)
-        num_models = len(gens)
-        buf = torch.empty(num_models, words, dtype=torch.int64, device=device)
-        for row, gen in zip(buf, gens):
-            row.random_(-(2**63), 2**63 - 1, generator=gen)
+    buf, bits, drop, scale = _random_words(num_rows, channels, p, generators, num_models, device)
+    num_models, levels, n = buf.size(0), 1 << bits, num_rows * channels
     if bits == 16:
         lanes = buf.view(torch.int16)[:, :n]
         drop -= levels // 2  # signed lanes: keep iff lane >= drop - 2^15
@@ -313,7 +327,7 @@ def _keep_masks(
     lanes = lanes.reshape(num_models, num_rows, channels)
     # A float `out=` keeps the comparison vectorized (bool -> float casts are slow on CPU).
     mask = torch.ge(lanes, drop, out=torch.empty(lanes.shape, dtype=dtype, device=buf.device))
-    return mask, levels / (levels - round(float(p) * levels))
+    return mask, scale
 
 
 def dropout_mask(
@@ -791,6 +805,18 @@ class StackedGNN(torch.nn.Module):
         self._cache = None
 
     # -- forward ------------------------------------------------------------------------
+    def _fast_path(self, x: Tensor) -> bool:
+        """Float32 CPU input without input gradients: the fused path of
+        :mod:`gnnleaky.nn._fast` (same numbers up to float rounding)."""
+        f32 = torch.float32
+        return (
+            _fast.available()
+            and x.device.type == "cpu"
+            and x.dtype == f32
+            and not x.requires_grad
+            and all(p.dtype == f32 and p.device.type == "cpu" for p in self.parameters())
+        )
+
     def forward(
         self,
         x: Tensor,
@@ -804,6 +830,8 @@ class StackedGNN(torch.nn.Module):
         k, n = self.num_models, x.size(0)
         # [A, K, C] once per call, so that layer l's K * C slopes are a view.
         slopes = self.slopes().transpose(0, 1).contiguous() if self.num_acts else None
+        if not return_hidden and self._fast_path(x):
+            return _fast.fast_forward(self, x, ops, slopes)
         grad = torch.is_grad_enabled()
         pre: list[Tensor] = []
         post: list[Tensor] = []

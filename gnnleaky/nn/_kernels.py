@@ -1,0 +1,228 @@
+"""Fused CPU kernels of :class:`~gnnleaky.nn.StackedGNN`'s fast path (compiled by numba).
+
+One GCN layer of one model is ``Z = A P + b`` followed by ``H = phi(Z) * mask * scale``
+with ``P = H_prev W``. The dense product stays with oneDNN (it runs at the core's peak);
+these kernels do the rest in one pass over the rows each:
+
+* :func:`propagate` - ``Z = A P + b`` and ``H = phi(Z) * mask * scale`` (``Z`` is kept for
+  the backward only when asked). The row of ``Z`` is accumulated in place, so the sparse
+  product, the bias, the activation and the dropout cost one read of the gathered rows and
+  one write per output (``torch.addmm`` plus ``torch.prelu`` plus a mask product are three
+  passes over the ``[N, C]`` output).
+* :func:`activation_backward` - ``G_Z = G_H * mask * scale * phi'(Z)`` and, in the same
+  pass, the bias gradient (column sums of ``G_Z``) and the slope gradient (column sums of
+  ``G_H * mask * scale * min(Z, 0)``).
+* :func:`spmm` - ``A^T G`` (the backward of the propagation, with the CSR transpose).
+
+``phi(z) = z`` for ``z > 0`` and ``slope[c] * z`` otherwise (ReLU: slope 0, Leaky ReLU: a
+fixed slope, PReLU: learned, identity: 1); the gradient at ``z = 0`` is the slope, as in
+torch's ``relu``, ``leaky_relu`` and ``prelu``. All kernels release the GIL, so models run
+in parallel from Python threads, and are compiled on first use (cached on disk).
+
+Measured on Cora (N = 2708, 13264 non-zeros with self-loops), width 64, one thread:
+``propagate`` with activation 0.066 ms where ``torch.addmm(bias, csr, P)`` alone takes
+0.084 ms and ``torch.prelu`` another 0.015 ms.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["activation_backward", "propagate", "spmm"]
+
+_JIT = {"nogil": True, "fastmath": True, "cache": True, "boundscheck": False}
+
+
+@numba.njit(**_JIT, inline="always")
+def _keep_row(raw, bits, drop, scale, e0, flags):
+    """``scale`` or 0 for entries ``e0 .. e0 + len(flags) - 1`` into ``flags`` (float32): the
+    dropout multipliers of one row.
+
+    ``raw`` holds the random bytes of one model and layer in the lane order of
+    :func:`gnnleaky.nn.stacked._keep_masks`: with ``bits < 8`` entry ``e = s * B + b``
+    (``B = raw.size``) is the ``s``-th ``bits``-wide field of byte ``b``; with ``bits = 8``
+    byte ``e``; with ``bits = 16`` the signed 16-bit word ``e`` (``drop`` then already
+    shifted by ``-2^15``). An entry is kept iff its lane is ``>= drop``. The loops keep
+    to uint8 arithmetic so that they vectorize (0.004 ms per 2708 x 64 mask for p = 0.5)."""
+    c = flags.size
+    zero = np.float32(0.0)
+    if bits == 16:
+        words = raw.view(np.int16)
+        d16 = np.int16(drop)
+        for q in range(c):
+            flags[q] = scale if words[e0 + q] >= d16 else zero
+        return
+    d8 = np.uint8(drop)
+    if bits == 8:
+        for q in range(c):
+            flags[q] = scale if raw[e0 + q] >= d8 else zero
+        return
+    nbytes = raw.size
+    s = e0 // nbytes
+    b0 = e0 - s * nbytes
+    field = np.uint8((1 << bits) - 1)
+    if b0 + c <= nbytes:  # the whole row in one field (all but a few rows)
+        seg = raw[b0 : b0 + c]
+        if bits == 1:  # p = 1/2: keep iff the bit is set (arithmetic, no select: vectorizes)
+            bit = np.uint8(1 << s)
+            unit = scale / np.float32(1 << s)
+            for q in range(c):
+                flags[q] = np.float32(seg[q] & bit) * unit
+        else:
+            shift = np.uint8(s * bits)
+            for q in range(c):
+                flags[q] = scale if (np.uint8(seg[q] >> shift) & field) >= d8 else zero
+    else:
+        for q in range(c):
+            e = e0 + q
+            s = e // nbytes
+            lane = np.uint8(raw[e - s * nbytes] >> np.uint8(s * bits)) & field
+            flags[q] = scale if lane >= d8 else zero
+
+
+@numba.njit(**_JIT)
+def propagate(
+    indptr, indices, values, p, bias, slope, raw, bits, drop, scale, stride, offset, act,
+    store_z, z, h, r0, r1,
+):  # fmt: skip
+    """Rows ``r0:r1`` of ``z = A p + bias`` and ``h = phi(z) * keep * scale``.
+
+    ``keep`` comes from the random bytes ``raw`` (see :func:`_keep_row`), entry ``(i, q)``
+    being mask entry ``i * stride + offset + q``; ``bits = 0`` means no dropout. ``z`` is
+    written only with ``store_z``, or without ``act`` (the last layer, which has no
+    activation, writes ``z`` alone). Each row is accumulated in a private buffer: written
+    in place, LLVM's runtime alias checks fail and the loops run scalar (2-3x slower)."""
+    c = p.shape[1]
+    acc = np.empty(c, dtype=np.float32)
+    flags = np.ones(c, dtype=np.float32)
+    for i in range(r0, r1):
+        for q in range(c):
+            acc[q] = bias[q]
+        for e in range(indptr[i], indptr[i + 1]):
+            j = indices[e]
+            v = values[e]
+            for q in range(c):
+                acc[q] += v * p[j, q]
+        if store_z or not act:
+            for q in range(c):
+                z[i, q] = acc[q]
+        if act:
+            if bits:
+                _keep_row(raw, bits, drop, scale, i * stride + offset, flags)
+                for q in range(c):
+                    x = acc[q]
+                    h[i, q] = (x if x > 0 else slope[q] * x) * flags[q]
+            else:
+                for q in range(c):
+                    x = acc[q]
+                    h[i, q] = x if x > 0 else slope[q] * x
+
+
+@numba.njit(**_JIT)
+def activation_backward(
+    g_h, z, slope, raw, bits, drop, scale, stride, offset, g_z, g_bias, g_slope, want_slope,
+    r0, r1,
+):  # fmt: skip
+    """Rows ``r0:r1`` of ``g_z = g_h * keep * scale * phi'(z)``; adds their column sums to
+    ``g_bias`` and, with ``want_slope``, those of ``g_h * keep * scale * min(z, 0)`` to
+    ``g_slope`` (``keep`` as in :func:`propagate`)."""
+    c = z.shape[1]
+    flags = np.ones(c, dtype=np.float32)
+    zero = np.float32(0.0)
+    for i in range(r0, r1):
+        if bits:
+            _keep_row(raw, bits, drop, scale, i * stride + offset, flags)
+            for q in range(c):
+                g = g_h[i, q] * flags[q]
+                x = z[i, q]
+                gz = g if x > 0 else slope[q] * g
+                g_z[i, q] = gz
+                g_bias[q] += gz
+                if want_slope:
+                    g_slope[q] += g * min(x, zero)
+        else:
+            for q in range(c):
+                g = g_h[i, q]
+                x = z[i, q]
+                gz = g if x > 0 else slope[q] * g
+                g_z[i, q] = gz
+                g_bias[q] += gz
+                if want_slope:
+                    g_slope[q] += g * min(x, zero)
+
+
+@numba.njit(**_JIT)
+def spmm(indptr, indices, values, g, out, r0, r1):
+    """Rows ``r0:r1`` of ``out = A g`` for CSR ``A``."""
+    c = out.shape[1]
+    for i in range(r0, r1):
+        for q in range(c):
+            out[i, q] = 0.0
+        for e in range(indptr[i], indptr[i + 1]):
+            j = indices[e]
+            v = values[e]
+            for q in range(c):
+                out[i, q] += v * g[j, q]
+
+
+_CHUNK = 64  # rows per task of the parallel drivers
+
+
+@numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True, parallel=True)
+def propagate_parallel(
+    indptr, indices, values, p, bias, slope, raw, bits, drop, scale, stride, offset, act,
+    store_z, z, h,
+):  # fmt: skip
+    """:func:`propagate` over all rows, in chunks of rows on numba's threads (one model
+    on several cores)."""
+    n = z.shape[0]
+    for t in numba.prange((n + _CHUNK - 1) // _CHUNK):
+        propagate(
+            indptr, indices, values, p, bias, slope, raw, bits, drop, scale, stride, offset,
+            act, store_z, z, h, t * _CHUNK, min(n, (t + 1) * _CHUNK),
+        )  # fmt: skip
+
+
+@numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True, parallel=True)
+def spmm_parallel(indptr, indices, values, g, out):
+    """:func:`spmm` over all rows, in chunks of rows on numba's threads."""
+    n = out.shape[0]
+    for t in numba.prange((n + _CHUNK - 1) // _CHUNK):
+        spmm(indptr, indices, values, g, out, t * _CHUNK, min(n, (t + 1) * _CHUNK))
+
+
+@numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True, parallel=True)
+def activation_backward_parallel(
+    g_h, z, slope, raw, bits, drop, scale, stride, offset, g_z, g_bias, g_slope, want_slope
+):
+    """:func:`activation_backward` over all rows, in chunks of rows on numba's threads
+    (each chunk sums its columns apart; the sums are added at the end)."""
+    n, c = z.shape
+    chunks = (n + _CHUNK - 1) // _CHUNK
+    part_b = np.zeros((chunks, c), dtype=g_bias.dtype)
+    part_s = np.zeros((chunks, c), dtype=g_slope.dtype)
+    for t in numba.prange(chunks):
+        activation_backward(
+            g_h, z, slope, raw, bits, drop, scale, stride, offset, g_z, part_b[t], part_s[t],
+            want_slope, t * _CHUNK, min(n, (t + 1) * _CHUNK),
+        )  # fmt: skip
+    for t in range(chunks):
+        for q in range(c):
+            g_bias[q] += part_b[t, q]
+            g_slope[q] += part_s[t, q]
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) every kernel for its float32 signatures."""
+    ip = np.array([0, 1], dtype=np.int64)
+    ix = np.zeros(1, dtype=np.int64)
+    v = np.ones(1, dtype=np.float32)
+    a = np.ones((1, 2), dtype=np.float32)
+    r = np.ones(2, dtype=np.float32)
+    raw = np.zeros(8, dtype=np.uint8)
+    one = np.float32(1.0)
+    out = np.empty((1, 2), dtype=np.float32)
+    propagate(ip, ix, v, a, r, r, raw, 1, 1, one, 2, 0, True, True, out, out.copy(), 0, 1)
+    activation_backward(a, a, r, raw, 1, 1, one, 2, 0, out, r.copy(), r.copy(), True, 0, 1)
+    spmm(ip, ix, v, a, out, 0, 1)

@@ -1,0 +1,239 @@
+"""The fused CPU path of StackedGNN (gnnleaky.nn._fast, gnnleaky.nn._kernels) against the
+autograd path and plain torch references."""
+
+import numpy as np
+import pytest
+import torch
+
+from gnnleaky.nn import LeakyGNN, _fast, _kernels
+from gnnleaky.nn.stacked import (
+    SeededDropout,
+    StackedGNN,
+    _keep_masks,
+    _random_words,
+    normalized_adjacency,
+)
+
+ACTS = [
+    ("relu", {}),
+    ("leaky_relu", {"negative_slope": 0.1}),
+    ("leaky_relu", {"negative_slope": -0.3}),
+    ("prelu", {"mode": "layer", "init": 0.2}),
+    ("prelu", {"mode": "channel", "init": 0.3, "bounds": (0.0, 1.0)}),
+    ("identity", {}),
+]
+FIXED = [a for a in ACTS if a[0] != "prelu"]
+
+
+def _graph(n=50, e=200, f=12, seed=0, sparse=False):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, f, generator=g)
+    if sparse:
+        x = x * (torch.rand(n, f, generator=g) < 0.05)
+    return x, torch.randint(0, n, (2, e), generator=g)
+
+
+def _stack(acts, num_layers=4, f=12, p=0.0, generators=True, **kw):
+    with torch.random.fork_rng():
+        torch.manual_seed(num_layers)
+        models = [
+            LeakyGNN(f, 16, num_layers, 3, act=a, act_kwargs=k, dropout=p, **kw) for a, k in acts
+        ]
+    stack = StackedGNN.from_models(models)
+    if p:
+        gens = [torch.Generator().manual_seed(i) for i in range(len(models))]
+        stack.dropout = SeededDropout(p, gens if generators else None)
+    return stack
+
+
+def _run(stack, x, ei, fast, monkeypatch, seed=0):
+    """Output and every gradient of one training step through the chosen path."""
+    monkeypatch.setattr(_fast, "available", lambda: fast)
+    stack.zero_grad()
+    torch.manual_seed(seed)  # the global stream, for dropout without generators
+    out = stack(x, ei)
+    (out.square().sum() + out.sum()).backward()
+    grads = {n: p.grad.clone() for n, p in stack.named_parameters()}
+    return out.detach(), grads
+
+
+def _assert_same(a, b, tol=1e-5):
+    out_a, g_a = a
+    out_b, g_b = b
+    scale = 1.0 + float(out_b.abs().max())
+    assert float((out_a - out_b).abs().max()) <= tol * scale
+    assert g_a.keys() == g_b.keys()
+    for name in g_a:
+        scale = 1.0 + float(g_b[name].abs().max())
+        assert float((g_a[name] - g_b[name]).abs().max()) <= tol * scale, name
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(
+    ("acts", "kw"),
+    [
+        (ACTS, {}),
+        (FIXED, {}),
+        (FIXED, {"residual": True}),
+        (ACTS[:1], {}),  # one model
+    ],
+)
+def test_fast_matches_autograd_path(acts, kw, threads, monkeypatch):
+    x, ei = _graph()
+    prev = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        stack = _stack(acts, **kw)
+        stack.train()
+        ref = _run(stack, x, ei, False, monkeypatch)
+        _assert_same(_run(stack, x, ei, True, monkeypatch), ref)
+    finally:
+        torch.set_num_threads(prev)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.25, 0.3])
+@pytest.mark.parametrize("generators", [True, False])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_fast_dropout_matches_autograd_path(p, generators, sparse, monkeypatch):
+    x, ei = _graph(sparse=sparse)
+    results = []
+    for fast in (False, True):
+        stack = _stack(ACTS, p=p, generators=generators)  # fresh generators for each path
+        stack.train()
+        results.append(_run(stack, x, ei, fast, monkeypatch, seed=3))
+    _assert_same(results[1], results[0])
+    # dropout really acted: a training forward differs from an eval forward
+    stack.eval()
+    with torch.no_grad():
+        assert not torch.allclose(stack(x, ei), results[1][0])
+
+
+def test_eval_and_no_grad_match_autograd_path(monkeypatch):
+    x, ei = _graph(sparse=True)
+    stack = _stack(ACTS, num_layers=6)
+    stack.eval()
+    monkeypatch.setattr(_fast, "available", lambda: False)
+    with torch.no_grad():
+        ref = stack(x, ei)
+    monkeypatch.setattr(_fast, "available", lambda: True)
+    with torch.no_grad():
+        out = stack(x, ei)
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert out.grad_fn is None
+
+
+def test_two_forwards_before_backward_keep_their_own_activations(monkeypatch):
+    """The second training forward must not overwrite the buffers the first one saved."""
+    monkeypatch.setattr(_fast, "available", lambda: True)
+    x, ei = _graph()
+    stack = _stack(FIXED, num_layers=5)
+    x2 = x.flip(0).contiguous()
+    first = stack(x, ei)
+    second = stack(x2, ei)
+    first.square().sum().backward()
+    grads = {n: p.grad.clone() for n, p in stack.named_parameters()}
+    stack.zero_grad()
+    stack(x, ei).square().sum().backward()
+    for n, p in stack.named_parameters():
+        assert torch.allclose(grads[n], p.grad, atol=1e-6), n
+    stack.zero_grad()
+    second.square().sum().backward()  # still valid after the others
+    assert all(torch.isfinite(p.grad).all() for p in stack.parameters())
+
+
+def test_fast_path_only_for_float32_cpu_without_input_grad():
+    x, ei = _graph()
+    stack = _stack(FIXED)
+    assert stack._fast_path(x)
+    assert not stack._fast_path(x.double())
+    assert not stack._fast_path(x.clone().requires_grad_())
+    calls = []
+    orig = _fast._FastStack.apply
+
+    def spy(*args):
+        calls.append(1)
+        return orig(*args)
+
+    _fast._FastStack.apply = spy
+    try:
+        stack(x, ei)
+        stack(x, ei, return_hidden=True)  # hidden features come from the autograd path
+        stack.double()(x.double(), ei)
+    finally:
+        _fast._FastStack.apply = orig
+    assert len(calls) == 1
+
+
+# -- kernels ----------------------------------------------------------------------------------
+def _csr(n=30, e=120, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    ei = torch.randint(0, n, (2, e), generator=g)
+    a, a_t = normalized_adjacency(ei, num_nodes=n)
+    return a, a_t, _fast._csr_arrays(a), _fast._csr_arrays(a_t)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_kernels_match_torch(parallel):
+    """The serial kernels on two row ranges, or the row-parallel drivers, against torch."""
+    a, a_t, arr, arr_t = _csr(n=300, e=1500)
+    n, c = 300, 9
+    g = torch.Generator().manual_seed(0)
+    p, bias, slope = torch.randn(n, c, generator=g), torch.randn(c, generator=g), torch.rand(c)
+    z, h = np.empty((n, c), np.float32), np.empty((n, c), np.float32)
+    nomask = (np.zeros(8, np.uint8), 0, 0, np.float32(1), 0, 0)
+    args = (*arr, p.numpy(), bias.numpy(), slope.numpy(), *nomask, True, True, z, h)
+    if parallel:
+        _kernels.propagate_parallel(*args)
+    else:
+        for r0, r1 in ((0, 110), (110, n)):
+            _kernels.propagate(*args, r0, r1)
+    z_ref = torch.addmm(bias, a, p)
+    assert np.allclose(z, z_ref.numpy(), atol=1e-5)
+    assert np.allclose(h, torch.prelu(z_ref, slope).numpy(), atol=1e-5)
+    out = np.empty((n, c), np.float32)
+    if parallel:
+        _kernels.spmm_parallel(*arr_t, p.numpy(), out)
+    else:
+        _kernels.spmm(*arr_t, p.numpy(), out, 0, n)
+    assert np.allclose(out, (a_t @ p).numpy(), atol=1e-5)
+    gh = torch.randn(n, c, generator=g)
+    gz, gb, gs = np.empty((n, c), np.float32), np.zeros(c, np.float32), np.zeros(c, np.float32)
+    args = (gh.numpy(), z, slope.numpy(), *nomask, gz, gb, gs, True)
+    if parallel:
+        _kernels.activation_backward_parallel(*args)
+    else:
+        _kernels.activation_backward(*args, 0, n)
+    zt = torch.from_numpy(z).requires_grad_()
+    st = slope.clone().requires_grad_()
+    ref_z, ref_s = torch.autograd.grad(torch.prelu(zt, st), (zt, st), gh)
+    assert np.allclose(gz, ref_z.numpy(), atol=1e-5)
+    assert np.allclose(gb, ref_z.sum(0).numpy(), atol=1e-4)
+    assert np.allclose(gs, ref_s.numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.25, 0.125, 0.3, 0.9, 1 / 256])
+@pytest.mark.parametrize(("n", "c", "k"), [(37, 13, 1), (64, 64, 1), (5, 3, 1), (37, 5, 3)])
+def test_kernel_dropout_decodes_the_same_masks(p, n, c, k):
+    """propagate's in-kernel decoding keeps exactly the entries SeededDropout keeps: one
+    mask per model, or (k > 1) model j's column block of one [N, k C] mask (rows that
+    straddle two bit fields included)."""
+    mask, scale = _keep_masks(
+        n, k * c, p, [torch.Generator().manual_seed(7)], 1, torch.float32, "cpu"
+    )
+    buf, bits, drop, scale2 = _random_words(
+        n, k * c, p, [torch.Generator().manual_seed(7)], 1, "cpu"
+    )
+    if bits == 16:
+        drop -= 1 << 15
+    assert scale2 == scale
+    # a graph without edges: z = bias = 1, so h = keep * scale
+    indptr, indices = np.zeros(n + 1, np.int64), np.zeros(0, np.int64)
+    values = np.zeros(0, np.float32)
+    ones = np.ones(c, np.float32)
+    raw = buf[0].numpy().view(np.uint8)
+    for j in range(k):
+        z, h = np.empty((n, c), np.float32), np.empty((n, c), np.float32)
+        _kernels.propagate(indptr, indices, values, np.zeros((1, c), np.float32), ones, ones,
+                           raw, bits, drop, np.float32(scale), k * c, j * c, True, False,
+                           z, h, 0, n)  # fmt: skip
+        assert np.array_equal(h, (mask[0][:, j * c : (j + 1) * c] * scale).numpy())
