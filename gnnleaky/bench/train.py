@@ -402,11 +402,11 @@ def _train_bank(graph: _Graph, cfgs: Sequence[RunConfig], bank: _Bank) -> list[R
     wall = (time.perf_counter() - start) / k_total
     results = []
     for i, (cfg, st) in enumerate(zip(cfgs, states)):
-        model_i = full.model(i) if isinstance(full, StackedGNN) else full
+        per_model = full.model_slopes(i) if isinstance(full, StackedGNN) else slopes(full)
         slope_dict = (
             {
                 name: [float(v) for v in s.detach().reshape(-1).tolist()]
-                for name, s in slopes(model_i).items()
+                for name, s in per_model.items()
             }
             if has_best[i]
             else {}
@@ -521,7 +521,7 @@ def train_group(
     for start in range(0, len(cfgs), size):
         chunk = cfgs[start : start + size]
         models = [_build(cfg, graph) for cfg in chunk]
-        module = StackedGNN.from_models(models)
+        module = StackedGNN.from_models(models, copy_models=False)
         module.dropout.generators = [m.dropout.generators[0] for m in models]
         del models
         with torch.random.fork_rng(devices=[]):

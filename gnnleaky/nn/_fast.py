@@ -1,20 +1,26 @@
 r"""The fast CPU path of :class:`~gnnleaky.nn.StackedGNN`: whole-network forward and backward.
 
 :class:`StackedGNN` runs its K models through one :class:`torch.autograd.Function`
-(:class:`_FastStack`) when the features are float32 on the CPU and no hidden features are
-asked for. Its forward and backward are written out by hand, layer by layer, so a training
-step records one autograd node instead of about ten per layer, and each layer costs one
-oneDNN GEMM plus one fused numba pass (:mod:`gnnleaky.nn._kernels`) forward, and one fused
-pass, one sparse product and two GEMMs backward: the products of the floor plus almost
-nothing.
+(:class:`_FastStack`) when the features are float32 on the CPU, need no gradient, and no
+hidden features are asked for. Its forward and backward are written out layer by layer,
+so a training step records one autograd node instead of about ten per layer, and each
+layer costs what its products cost plus little: forward, one oneDNN GEMM and one fused
+numba pass (:mod:`gnnleaky.nn._kernels`: sparse product, bias, activation and dropout);
+backward, one fused activation-gradient pass, one sparse product and two GEMMs.
 
-Parallelism. With several models the K models are spread over a pool of
+Parallelism. With several models, the K models are spread over a pool of
 ``torch.get_num_threads()`` Python threads, one model at a time per thread with one
-intra-op thread each: every op of a model then runs on one core start to end, with no
+intra-op thread each: every op of a model runs on one core from start to end, with no
 hand-off between cores inside a layer (a ``[2708, 64]`` layer is too small to split
-well). With one model the GEMMs use torch's intra-op threads and the fused kernels are
-split by rows over the pool. Model ``k``'s numbers depend only on model ``k``: its dropout
-masks come from its own generator in layer order, exactly as in the autograd path.
+well: two threads on one model reach 1.4x, two models on two threads 1.7-1.9x). With one
+model, the GEMMs use torch's intra-op threads and the fused kernels numba's row-parallel
+drivers. Model ``k``'s numbers depend only on model ``k``: its dropout masks come from
+its own generator in layer order, exactly as in the autograd path.
+
+Memory. The tensors the backward needs (each activated layer's output, and its
+pre-activation where :math:`\phi'` cannot be read off the output: learned or negative
+slopes, residuals) live in a workspace reused from step to step (see
+:class:`_Workspace`); about ``4 N C`` bytes per layer and model.
 """
 
 from __future__ import annotations
@@ -141,42 +147,50 @@ _Mask = tuple[np.ndarray, int, int, np.float32, int, int]
 _NO_MASK: _Mask = (np.zeros(8, dtype=np.uint8), 0, 0, np.float32(1.0), 0, 0)
 
 
-def _draw(spec: _Spec, layer: int, generators: Any, k: int, shared: bool = False) -> list[_Mask]:
-    """The random bytes of ``k`` models' dropout masks for one layer, drawn exactly as
-    :class:`gnnleaky.nn.stacked.SeededDropout` draws them (the kernels decode them): one
-    mask per generator, or with ``shared`` one ``[N, K C]`` mask from torch's default
-    generator whose column block ``k`` is model ``k``'s."""
-    from gnnleaky.nn.stacked import _random_words
-
-    n, c = spec.graph.num_nodes, spec.widths[layer + 1]
-    if shared:
-        buf, bits, drop, scale = _random_words(n, k * c, spec.p, None, 1, "cpu")
-    else:
-        buf, bits, drop, scale = _random_words(n, c, spec.p, generators, k, "cpu")
-    if bits == 16:
-        drop -= 1 << 15
-    scale = np.float32(scale)
-    if shared:
-        raw = buf[0].numpy().view(np.uint8)
-        return [(raw, bits, drop, scale, k * c, j * c) for j in range(k)]
-    return [(row.numpy().view(np.uint8), bits, drop, scale, c, 0) for row in buf]
-
-
 def _masks(spec: _Spec) -> list[list[_Mask]] | None:
-    """Masks drawn up front (only without per-model generators: from torch's default
-    generator, one draw per layer, in the autograd path's order)."""
+    """Masks drawn up front when the models have no generators of their own: from torch's
+    default generator, one ``[N, K C]`` mask per layer in the autograd path's order, whose
+    column block ``k`` is model ``k``'s."""
     if spec.p == 0.0 or spec.generators is not None:
         return None
-    per_layer = [_draw(spec, layer, None, spec.k, shared=True) for layer in range(spec.num_acts)]
-    return [[per_layer[layer][k] for layer in range(spec.num_acts)] for k in range(spec.k)]
+    from gnnleaky.nn.stacked import _random_words
+
+    n, k = spec.graph.num_nodes, spec.k
+    per_model: list[list[_Mask]] = [[] for _ in range(k)]
+    for layer in range(spec.num_acts):
+        c = spec.widths[layer + 1]
+        buf, bits, drop, scale = _random_words(n, k * c, spec.p, None, 1, "cpu")
+        drop -= (1 << 15) if bits == 16 else 0
+        raw = buf[0].numpy().view(np.uint8)
+        for j in range(k):
+            per_model[j].append((raw, bits, drop, np.float32(scale), k * c, j * c))
+    return per_model
 
 
-def _mask(spec: _Spec, k: int, layer: int, drawn: Any) -> _Mask:
+def _model_masks(spec: _Spec, k: int, drawn: Any) -> list[_Mask]:
+    """Model ``k``'s masks for every activated layer. With its own generator, the words of
+    all layers are drawn in one call: torch's CPU ``random_`` consumes the generator one
+    word after the other, so this is the stream of one draw per layer (tested)."""
     if spec.p == 0.0:
-        return _NO_MASK
+        return [_NO_MASK] * spec.num_acts
     if drawn is not None:
-        return drawn[k][layer]
-    return _draw(spec, layer, [spec.generators[k]], 1)[0]
+        return drawn[k]
+    from gnnleaky.nn.stacked import _lane_bits
+
+    n, bits = spec.graph.num_nodes, _lane_bits(spec.p)
+    levels, per_word = 1 << bits, 64 // bits
+    drop = round(spec.p * levels) - (levels // 2 if bits == 16 else 0)
+    scale = np.float32(levels / (levels - round(spec.p * levels)))
+    widths = spec.widths[1 : spec.num_acts + 1]
+    words = [(n * c + per_word - 1) // per_word for c in widths]
+    buf = torch.empty(sum(words), dtype=torch.int64)
+    buf.random_(-(2**63), 2**63 - 1, generator=spec.generators[k])
+    raw = buf.numpy().view(np.uint8)
+    out, start = [], 0
+    for c, w in zip(widths, words):
+        out.append((raw[8 * start : 8 * (start + w)], bits, drop, scale, c, 0))
+        start += w
+    return out
 
 
 class _Token:
@@ -263,6 +277,9 @@ def _forward_model(
     g, lin = spec.graph, _linear()
     n = g.num_nodes
     a_ptr, a_idx, a_val = g.a
+    # per-call views prepared once for all models (see _FastStack.forward)
+    w_t, b_np, s_np, negative = spec.w_t, spec.b_np, spec.s_np, spec.negative
+    masks = _model_masks(spec, k, drawn)
     saved = []
     h = g.x
     for layer in range(spec.num_layers):
@@ -272,8 +289,8 @@ def _forward_model(
             p = torch.empty(n, c_out)
             _spmm(spec.parallel, *g.feats, w.numpy(), p.numpy())
         else:
-            p = lin(h, w.t().contiguous())
-        bias = biases[layer][k].numpy()
+            p = lin(h, w_t[layer][k])
+        bias = b_np[layer][k]
         last = layer >= spec.num_acts
         if last:
             z = out[k]
@@ -293,12 +310,12 @@ def _forward_model(
             )
             mask, h_next = _NO_MASK, z
         else:
-            mask = _mask(spec, k, layer, drawn)
+            mask = masks[layer]
             if spec.need_grad:
                 h_next = bufs.h[layer][k]
                 # phi'(z) can be read off the output (z > 0 iff h > 0 where kept) unless
                 # a slope is negative, slopes are learned or a residual is added to h.
-                keep_z = spec.keep_z or bool(slopes[layer, k].min() < 0)
+                keep_z = spec.keep_z or negative[layer][k]
                 z = bufs.z(layer)[k] if keep_z else h_next
             else:
                 z = h_next = bufs.eval[k, layer % 2, : n * c_out].view(n, c_out)
@@ -309,7 +326,7 @@ def _forward_model(
                 a_val,
                 p.numpy(),
                 bias,
-                slopes[layer, k].numpy(),
+                s_np[layer, k],
                 *mask,
                 True,
                 z is not h_next,
@@ -408,6 +425,10 @@ class _FastStack(torch.autograd.Function):
         n = spec.graph.num_nodes
         out = torch.empty(spec.k, n, spec.widths[-1])
         drawn = _masks(spec)
+        spec.w_t = [w.transpose(1, 2).contiguous() for w in weights]  # [K, out, in]: oneDNN's
+        spec.b_np = [b.numpy() for b in biases]
+        spec.s_np = slopes_.numpy() if slopes_ is not None else None
+        spec.negative = (slopes_ < 0).any(-1).tolist() if slopes_ is not None else None
         bufs, token = spec.workspace, None
         if spec.need_grad:
             token = bufs.claim()

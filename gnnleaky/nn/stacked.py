@@ -9,35 +9,49 @@ normalized adjacency is built once per graph. Model ``k`` is exactly
 :class:`~gnnleaky.nn.LeakyGNN` number ``k``: :meth:`StackedGNN.from_models` copies K models
 in and :meth:`StackedGNN.model` copies one back out, with outputs equal up to float rounding.
 
-Kernels. Measured with ``python benchmarks/perf/sweep_speed.py --kernels --threads 1`` on
-Cora (N = 2708, 13264 non-zeros with self-loops, float32, one thread of an AMD EPYC,
-torch 2.13; minimum of 15 runs, ms; see ``docs/performance.md``):
+Two execution paths compute the same numbers (tested against each other and against
+``LeakyGNN``):
 
-===============================================  ==========  ==========
-``A_hat @ H``                                    width 64    width 768
-===============================================  ==========  ==========
-``torch.addmm(bias, csr, H)`` (used)             0.085       1.0
-``torch.sparse.mm(csr, H)`` / ``csr @ H``        0.093       12.3
-``torch_geometric.utils.spmm`` (CSR input)       0.093       12.3
-``torch.sparse_coo_tensor @ H``                  0.31        11.3
-gather + ``index_add_`` / PyG ``scatter``        3.1         43 - 56
-===============================================  ==========  ==========
+* **Fast CPU path** (float32 CPU features without input gradients, no hidden features
+  asked; :mod:`gnnleaky.nn._fast`): one :class:`torch.autograd.Function` for the whole
+  stack with a hand-written forward and backward. Per layer and model: one oneDNN GEMM and
+  one fused numba pass (sparse product + bias + activation + dropout decoded from the
+  random bits) forward; one fused activation-gradient pass, one sparse product and two
+  GEMMs backward. The K models are spread over ``torch.get_num_threads()`` threads (one
+  model per core); a single model uses row-parallel kernels instead. Activations that the
+  backward needs live in buffers reused from step to step. This path is what sweeps run;
+  ``GNNLEAKY_FAST=0`` turns it off.
+* **Autograd path** (everything else: float64, CUDA, ``return_hidden=True``, input
+  gradients): the features of all models side by side in one :math:`N \times (K C)`
+  matrix, one MKL CSR ``addmm`` per propagation (forward with the bias, and backward with
+  the precomputed transpose, so directed graphs are right too), per-model oneDNN GEMMs
+  (:class:`_PerModelLinear`), one ``torch.prelu`` per layer with a hand-written backward
+  (:class:`_PReLUDropout`).
 
-so every propagation, forward and backward, is one MKL CSR ``addmm`` (which also adds the
-bias) with :math:`\hat{\mathbf{A}}` or its precomputed transpose (:func:`normalized_adjacency`
-returns both, so directed graphs are right too); width 768 is 12 models x 64 channels.
+Kernels, measured with ``python benchmarks/perf/sweep_speed.py --kernels --threads 1`` on
+Cora (N = 2708, 13264 non-zeros with self-loops, float32, one core of an AMD EPYC, torch
+2.13; minimum of 15 runs, ms; see ``docs/performance.md``):
+
+=================================================  ==========  ==========
+``A_hat @ H``                                      width 64    width 768
+=================================================  ==========  ==========
+gnnleaky's numba CSR kernel (fast path)            0.074       0.75
+... fused with bias, Leaky ReLU and dropout        0.118       0.89
+``torch.addmm(bias, csr, H)`` (autograd path)      0.088       0.99
+``torch.sparse.mm(csr, H)`` / ``csr @ H``          0.093       1.5
+``torch_geometric.utils.spmm`` (CSR input)         0.098       1.7
+``torch.sparse_coo_tensor @ H``                    0.31        1.4
+gather + ``index_add_`` / PyG ``scatter``          0.55        39
+=================================================  ==========  ==========
+
+Dense ``[2708, 64] x [64, 64]``: oneDNN 0.106 ms, MKL 0.217 ms (MKL takes its AVX2 path
+on AMD); the weight gradient ``H^T G``: oneDNN on transposed views 0.170 ms, MKL 0.225 ms.
 Features sparser than :data:`SPARSE_FEATURE_DENSITY` (Cora's bag-of-words: 1.3% non-zeros)
-enter the first layer as a CSR matrix too: ``X @ W`` for 12 models costs 0.05 GFLOP instead
-of 6. Dense per-model products use oneDNN (0.11 ms for ``[2708, 64] x [64, 64]`` against
-MKL's 0.21 ms; see :class:`_PerModelLinear`). Activations are one ``torch.prelu`` over the
-:math:`N \times (K C)` layout with a per-(model, channel) slope vector (ReLU is slope 0,
-Leaky ReLU a fixed slope, identity slope 1) and a hand-written backward: 2.9 ms forward and
-backward for 12 models where torch's PReLU backward alone takes 10 ms and
-``torch.where(h >= 0, h, slope * h)`` 8.3 ms forward. Dropout masks cost one random bit
-per entry (:func:`dropout_mask`). On a 2-core CPU these kernels, not the stacking, carry
-the speed-up over PyG beyond the first layer: the products are bandwidth-bound, so the
-cost per model hardly changes with K (``docs/performance.md``); stacking shares the graph
-operators, the feature product of the first layer and the Python overhead.
+enter the first layer as a CSR matrix. Dropout masks cost one random bit per entry for
+``p = 1/2`` (:func:`dropout_mask`: 0.7 ms for 12 masks of 2708 x 64 where ``bernoulli_``
+takes 21 ms). On a 2-core CPU the products are bandwidth- and latency-bound, so stacking
+does not make them cheaper per model; the speed-up over PyG comes from doing nothing but
+the products (``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -596,8 +610,12 @@ class StackedGNN(torch.nn.Module):
         self._load(models)
 
     @classmethod
-    def from_models(cls, models: Sequence[LeakyGNN]) -> StackedGNN:
+    def from_models(cls, models: Sequence[LeakyGNN], *, copy_models: bool = True) -> StackedGNN:
         """Stack K :class:`~gnnleaky.nn.LeakyGNN` of one shape (their weights are copied).
+
+        With ``copy_models=False`` the models themselves are kept as the layout templates
+        of :meth:`model` instead of deep copies (a 64-layer GCN takes 0.2 s to copy): for
+        callers that hand the models over and do not touch them again.
 
         Raises:
             ValueError: if a model is not a ``LeakyGNN`` with ``conv`` in
@@ -606,11 +624,11 @@ class StackedGNN(torch.nn.Module):
         """
         obj = cls.__new__(cls)
         torch.nn.Module.__init__(obj)
-        obj._load(list(models))
+        obj._load(list(models), copy_models=copy_models)
         return obj
 
     # -- building ---------------------------------------------------------------------
-    def _load(self, models: list[LeakyGNN]) -> None:
+    def _load(self, models: list[LeakyGNN], *, copy_models: bool = True) -> None:
         if not models:
             raise ValueError("models must be a non-empty list of LeakyGNN")
         for m in models:
@@ -662,7 +680,7 @@ class StackedGNN(torch.nn.Module):
         self.widths = [ref.convs[0].in_channels] + [c.out_channels for c in ref.convs]
         self.dropout = SeededDropout(float(ref.dropout.p))
         # Templates are kept out of the module tree: they only give model(k) its layout.
-        self._templates = [copy.deepcopy(m).cpu() for m in models]
+        self._templates = [copy.deepcopy(m).cpu() if copy_models else m for m in models]
         self._cache: dict[str, Any] | None = None
 
         with torch.no_grad():
@@ -731,6 +749,22 @@ class StackedGNN(torch.nn.Module):
             value = theta if bounds is None else SlopeBounds(*bounds)(theta)
             s = torch.where(getattr(self, f"slope_group_{i}")[..., None], value, s)
         return s
+
+    def model_slopes(self, k: int) -> dict[str, Tensor]:
+        """Model ``k``'s slopes as :func:`gnnleaky.nn.slopes` gives them for
+        ``self.model(k)`` (``{"acts.i": tensor}``, detached), without building the model."""
+        if not -self.num_models <= k < self.num_models:
+            raise ValueError(f"k must be in [0, {self.num_models}), got {k}")
+        k = k % self.num_models
+        with torch.no_grad():
+            values = self.slopes()[k] if self.num_acts else None
+        out = {}
+        for i, (kind, value, layer_wise, _) in enumerate(self._specs[k]):
+            if kind == "fixed":
+                out[f"acts.{i}"] = torch.tensor([value])
+            else:
+                out[f"acts.{i}"] = values[i, :1].clone() if layer_wise else values[i].clone()
+        return out
 
     def slope_parameters(self) -> list[torch.nn.Parameter]:
         """The free slope parameters (exempt them from weight decay)."""

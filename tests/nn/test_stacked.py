@@ -248,3 +248,20 @@ def test_bad_inputs_raise_clear_errors():
         SeededDropout(1.0)
     with pytest.raises(ValueError, match="k must be"):
         stacked.model(99)
+
+
+def test_model_slopes_match_slopes_of_the_model():
+    models = _models(4)
+    stacked = StackedGNN.from_models(models, copy_models=False)
+    assert stacked._templates[0] is models[0]
+    with torch.no_grad():  # move learned slopes away from their init
+        if stacked.slope_raw is not None:
+            stacked.slope_raw.add_(0.05 * torch.randn_like(stacked.slope_raw))
+    for k in range(len(models)):
+        want = slopes(stacked.model(k))
+        got = stacked.model_slopes(k)
+        assert list(got) == list(want)
+        for name in want:
+            assert torch.allclose(got[name], want[name].detach().reshape(-1), atol=1e-6), name
+    with pytest.raises(ValueError, match="k must be in"):
+        stacked.model_slopes(len(models))
