@@ -252,6 +252,12 @@ class SweepConfig:
             "metrics",
         ):
             value = getattr(self, f)
+            if f != "datasets" and (
+                isinstance(value, Mapping)
+                or (isinstance(value, Iterable) and not isinstance(value, (str, bytes))
+                    and any(isinstance(v, Mapping) for v in value))
+            ):  # fmt: skip
+                raise ConfigError(f"{f} must be a list of values, got a mapping: {value!r}")
             if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
                 value = (value,)
             object.__setattr__(

@@ -159,6 +159,22 @@ class ResultsStore:
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
+        # SQLite creates -wal / -shm files when it opens a file whose header says WAL; if
+        # the file turns out not to be a store, the ones created here are removed again.
+        sidecars = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")]
+        existing = {p for p in sidecars if p.exists()}
+        self.conn = None
+        try:
+            self._open(uri, readonly)
+        except BaseException:
+            if self.conn is not None:
+                self.conn.close()
+            for p in sidecars:
+                if p not in existing:
+                    p.unlink(missing_ok=True)
+            raise
+
+    def _open(self, uri: str, readonly: bool) -> None:
         try:
             self.conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
             self.conn.execute("PRAGMA busy_timeout = 60000")
@@ -168,7 +184,6 @@ class ResultsStore:
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{str(self.path)!r} is not a readable results store: {err}") from None
         if tables and "meta" not in tables:
-            self.conn.close()
             raise StoreError(
                 f"{str(self.path)!r} is an SQLite file but not a gnnleaky results "
                 f"store (tables: {sorted(tables)}); refusing to modify it"
@@ -176,7 +191,6 @@ class ResultsStore:
         if "meta" in tables:
             magic = self.conn.execute("SELECT value FROM meta WHERE key='magic'").fetchone()
             if not magic or magic[0] != MAGIC:
-                self.conn.close()
                 raise StoreError(f"{str(self.path)!r} is not a gnnleaky results store")
         elif not readonly:
             self.conn.execute("PRAGMA journal_mode = WAL")

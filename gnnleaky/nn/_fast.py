@@ -8,14 +8,12 @@ layer costs what its products cost plus little: forward, one oneDNN GEMM and one
 numba pass (:mod:`gnnleaky.nn._kernels`: sparse product, bias, activation and dropout);
 backward, one fused activation-gradient pass, one sparse product and two GEMMs.
 
-Parallelism. With several models, the K models are spread over a pool of
-``torch.get_num_threads()`` Python threads, one model at a time per thread with one
-intra-op thread each: every op of a model runs on one core from start to end, with no
-hand-off between cores inside a layer (a ``[2708, 64]`` layer is too small to split
-well: two threads on one model reach 1.4x, two models on two threads 1.7-1.9x). With one
-model, the GEMMs use torch's intra-op threads and the fused kernels numba's row-parallel
-drivers. Model ``k``'s numbers depend only on model ``k``: its dropout masks come from
-its own generator in layer order, exactly as in the autograd path.
+Parallelism. The K models are spread over a pool of ``torch.get_num_threads()`` Python
+threads, one model at a time per thread with one intra-op thread each: every op of a
+model runs on one core from start to end, with no hand-off between cores inside a layer
+(a ``[2708, 64]`` layer is too small to split well; see :func:`_each_model`). A single
+model runs on one core. Model ``k``'s numbers depend only on model ``k``: its dropout
+masks come from its own generator in layer order, exactly as in the autograd path.
 
 Memory. The tensors the backward needs (each activated layer's output, and its
 pre-activation where :math:`\phi'` cannot be read off the output: learned or negative
@@ -33,7 +31,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numba
 import numpy as np
 import torch
 from torch import Tensor
@@ -136,10 +133,7 @@ class _Spec:
         self.graph = g
         self.need_grad = need_grad
         self.keep_z = bool(module.residual)  # set to True too when slopes need gradients
-        # One model on several threads: row-parallel kernels (numba) and intra-op GEMMs;
-        # several models: one model per thread (see _each_model).
         self.threads = max(1, torch.get_num_threads())
-        self.parallel = self.k == 1 and self.threads > 1
 
 
 # random bytes, bits, drop, scale, row stride, column offset (see _kernels._keep_row)
@@ -241,25 +235,16 @@ class _Workspace:
         return ws
 
 
-def _propagate(parallel: bool, *args: Any) -> None:
-    if parallel:
-        _kernels.propagate_parallel(*args)
-    else:
-        _kernels.propagate(*args, 0, args[-1].shape[0])
+def _propagate(*args: Any) -> None:
+    _kernels.propagate(*args, 0, args[-1].shape[0])
 
 
-def _spmm(parallel: bool, *args: Any) -> None:
-    if parallel:
-        _kernels.spmm_parallel(*args)
-    else:
-        _kernels.spmm(*args, 0, args[-1].shape[0])
+def _spmm(*args: Any) -> None:
+    _kernels.spmm(*args, 0, args[-1].shape[0])
 
 
-def _activation_backward(parallel: bool, *args: Any) -> None:
-    if parallel:
-        _kernels.activation_backward_parallel(*args)
-    else:
-        _kernels.activation_backward(*args, 0, args[0].shape[0])
+def _activation_backward(*args: Any) -> None:
+    _kernels.activation_backward(*args, 0, args[0].shape[0])
 
 
 def _forward_model(
@@ -287,7 +272,7 @@ def _forward_model(
         c_in, c_out = spec.widths[layer], spec.widths[layer + 1]
         if layer == 0 and g.feats is not None:
             p = torch.empty(n, c_out)
-            _spmm(spec.parallel, *g.feats, w.numpy(), p.numpy())
+            _spmm(*g.feats, w.numpy(), p.numpy())
         else:
             p = lin(h, w_t[layer][k])
         bias = b_np[layer][k]
@@ -295,7 +280,6 @@ def _forward_model(
         if last:
             z = out[k]
             _propagate(
-                spec.parallel,
                 a_ptr,
                 a_idx,
                 a_val,
@@ -320,7 +304,6 @@ def _forward_model(
             else:
                 z = h_next = bufs.eval[k, layer % 2, : n * c_out].view(n, c_out)
             _propagate(
-                spec.parallel,
                 a_ptr,
                 a_idx,
                 a_val,
@@ -369,7 +352,6 @@ def _backward_model(
             g_b = torch.zeros(c_out)
             gs = torch.zeros(c_out)
             _activation_backward(
-                spec.parallel,
                 grad.numpy(),
                 z.numpy(),
                 slopes[layer, k].numpy(),
@@ -383,11 +365,11 @@ def _backward_model(
                 grad_s[layer, k] = gs
         grads_b[layer][k] = g_b
         g_p = torch.empty(n, c_out)
-        _spmm(spec.parallel, t_ptr, t_idx, t_val, g_z.numpy(), g_p.numpy())
+        _spmm(t_ptr, t_idx, t_val, g_z.numpy(), g_p.numpy())
         del g_z
         w = weights[layer][k]
         if layer == 0 and g.feats is not None:
-            _spmm(spec.parallel, *g.feats_t, g_p.numpy(), grads_w[layer][k].numpy())
+            _spmm(*g.feats_t, g_p.numpy(), grads_w[layer][k].numpy())
         elif layer == 0:
             grads_w[layer][k] = lin(g.x_t, g_p.t())
         else:
@@ -400,13 +382,18 @@ def _backward_model(
 
 
 def _each_model(spec: _Spec, fn: Callable[[int], Any]) -> list[Any]:
-    """``fn(k)`` for every model: over a pool of ``torch.get_num_threads()`` threads with
-    one intra-op thread each, or, for one model (or one thread), here."""
+    """``fn(k)`` for every model, each on one core: over a pool of
+    ``torch.get_num_threads()`` threads, or here for a single model or thread.
+
+    Every model runs with one intra-op thread. Splitting one model's ops over two cores
+    does not pay on this scale: two OpenMP runtimes (torch's and numba's) or torch's
+    intra-op GEMMs next to serial kernels leave spinning threads that slow the other
+    core down (a 64-layer Cora epoch took 42-71 ms with numba's row-parallel kernels and
+    torch's two-thread GEMMs, 81 ms with two-thread GEMMs alone, 60-66 ms on one core)."""
     threads = spec.threads
     if spec.k == 1 or threads == 1:
-        if spec.parallel:
-            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        return [fn(k) for k in range(spec.k)]
+        with _SingleThreaded():
+            return [fn(k) for k in range(spec.k)]
 
     def task(k: int) -> Any:
         with _SingleThreaded(), torch.no_grad():

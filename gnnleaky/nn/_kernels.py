@@ -160,53 +160,6 @@ def spmm(indptr, indices, values, g, out, r0, r1):
                 out[i, q] += v * g[j, q]
 
 
-_CHUNK = 64  # rows per task of the parallel drivers
-
-
-@numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True, parallel=True)
-def propagate_parallel(
-    indptr, indices, values, p, bias, slope, raw, bits, drop, scale, stride, offset, act,
-    store_z, z, h,
-):  # fmt: skip
-    """:func:`propagate` over all rows, in chunks of rows on numba's threads (one model
-    on several cores)."""
-    n = z.shape[0]
-    for t in numba.prange((n + _CHUNK - 1) // _CHUNK):
-        propagate(
-            indptr, indices, values, p, bias, slope, raw, bits, drop, scale, stride, offset,
-            act, store_z, z, h, t * _CHUNK, min(n, (t + 1) * _CHUNK),
-        )  # fmt: skip
-
-
-@numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True, parallel=True)
-def spmm_parallel(indptr, indices, values, g, out):
-    """:func:`spmm` over all rows, in chunks of rows on numba's threads."""
-    n = out.shape[0]
-    for t in numba.prange((n + _CHUNK - 1) // _CHUNK):
-        spmm(indptr, indices, values, g, out, t * _CHUNK, min(n, (t + 1) * _CHUNK))
-
-
-@numba.njit(nogil=True, fastmath=True, boundscheck=False, cache=True, parallel=True)
-def activation_backward_parallel(
-    g_h, z, slope, raw, bits, drop, scale, stride, offset, g_z, g_bias, g_slope, want_slope
-):
-    """:func:`activation_backward` over all rows, in chunks of rows on numba's threads
-    (each chunk sums its columns apart; the sums are added at the end)."""
-    n, c = z.shape
-    chunks = (n + _CHUNK - 1) // _CHUNK
-    part_b = np.zeros((chunks, c), dtype=g_bias.dtype)
-    part_s = np.zeros((chunks, c), dtype=g_slope.dtype)
-    for t in numba.prange(chunks):
-        activation_backward(
-            g_h, z, slope, raw, bits, drop, scale, stride, offset, g_z, part_b[t], part_s[t],
-            want_slope, t * _CHUNK, min(n, (t + 1) * _CHUNK),
-        )  # fmt: skip
-    for t in range(chunks):
-        for q in range(c):
-            g_bias[q] += part_b[t, q]
-            g_slope[q] += part_s[t, q]
-
-
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel for its float32 signatures."""
     ip = np.array([0, 1], dtype=np.int64)

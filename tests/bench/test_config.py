@@ -74,6 +74,8 @@ def test_presets_load():
         ({"datasets": [{"name": "csbm", "params": {"nodes": 5}}]}, "unknown params"),
         ({"seeds": []}, "seeds is empty"),
         ({"epochs": 1.5}, "epochs must be integers"),
+        ({"activations": ["relu"], "alpha": {}}, "alphas must be a list of values"),
+        ({"seeds": [{"seed": 1}]}, "seeds must be a list of values"),
     ],
 )
 def test_bad_configs_fail_with_a_message(data, match):

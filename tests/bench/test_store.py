@@ -122,3 +122,15 @@ def test_truncated_store_gives_clear_error(tmp_path):
     bad.write_bytes(data[:200])
     with pytest.raises(StoreError):
         load(bad).runs  # noqa: B018
+
+
+def test_refused_file_with_a_wal_header_leaves_no_sidecar_files(tmp_path):
+    """A header that claims WAL mode makes SQLite create -wal/-shm files on open; a refused
+    file must be left exactly as found, with nothing beside it."""
+    path = tmp_path / "r.sqlite"
+    content = b"SQLite format 3\x00\x00\x00\x00\x02"
+    path.write_bytes(content)
+    with pytest.raises(StoreError, match="not a readable results store"):
+        ResultsStore(path)
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.sqlite"]
