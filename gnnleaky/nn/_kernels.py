@@ -148,16 +148,20 @@ def activation_backward(
 
 @numba.njit(**_JIT)
 def spmm(indptr, indices, values, g, out, r0, r1):
-    """Rows ``r0:r1`` of ``out = A g`` for CSR ``A``."""
+    """Rows ``r0:r1`` of ``out = A g`` for CSR ``A`` (rows accumulated in a private
+    buffer, as in :func:`propagate`)."""
     c = out.shape[1]
+    acc = np.empty(c, dtype=out.dtype)
     for i in range(r0, r1):
         for q in range(c):
-            out[i, q] = 0.0
+            acc[q] = 0.0
         for e in range(indptr[i], indptr[i + 1]):
             j = indices[e]
             v = values[e]
             for q in range(c):
-                out[i, q] += v * g[j, q]
+                acc[q] += v * g[j, q]
+        for q in range(c):
+            out[i, q] = acc[q]
 
 
 def warm_up() -> None:
