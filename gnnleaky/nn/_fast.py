@@ -261,7 +261,6 @@ def _forward_model(
     (layer input, pre-activation, dropout mask)."""
     g, lin = spec.graph, _linear()
     n = g.num_nodes
-    a_ptr, a_idx, a_val = g.a
     # per-call views prepared once for all models (see _FastStack.forward)
     w_t, b_np, s_np, negative = spec.w_t, spec.b_np, spec.s_np, spec.negative
     masks = _model_masks(spec, k, drawn)
@@ -277,24 +276,11 @@ def _forward_model(
             p = lin(h, w_t[layer][k])
         bias = b_np[layer][k]
         last = layer >= spec.num_acts
-        if last:
-            z = out[k]
-            _propagate(
-                a_ptr,
-                a_idx,
-                a_val,
-                p.numpy(),
-                bias,
-                bias,
-                *_NO_MASK,
-                False,
-                True,
-                z.numpy(),
-                z.numpy(),
-            )
-            mask, h_next = _NO_MASK, z
+        if last:  # no activation: z is the output
+            z = h_next = out[k]
+            mask, slope = _NO_MASK, bias
         else:
-            mask = masks[layer]
+            mask, slope = masks[layer], s_np[layer, k]
             if spec.need_grad:
                 h_next = bufs.h[layer][k]
                 # phi'(z) can be read off the output (z > 0 iff h > 0 where kept) unless
@@ -303,19 +289,17 @@ def _forward_model(
                 z = bufs.z(layer)[k] if keep_z else h_next
             else:
                 z = h_next = bufs.eval[k, layer % 2, : n * c_out].view(n, c_out)
-            _propagate(
-                a_ptr,
-                a_idx,
-                a_val,
-                p.numpy(),
-                bias,
-                s_np[layer, k],
-                *mask,
-                True,
-                z is not h_next,
-                z.numpy(),
-                h_next.numpy(),
-            )
+        _propagate(
+            *g.a,
+            p.numpy(),
+            bias,
+            slope,
+            *mask,
+            not last,
+            last or z is not h_next,
+            z.numpy(),
+            h_next.numpy(),
+        )
         del p
         if spec.residual and c_in == c_out:
             h_next += h
