@@ -162,18 +162,3 @@ def spmm(indptr, indices, values, g, out, r0, r1):
                 acc[q] += v * g[j, q]
         for q in range(c):
             out[i, q] = acc[q]
-
-
-def warm_up() -> None:
-    """Compile (or load from the cache) every kernel for its float32 signatures."""
-    ip = np.array([0, 1], dtype=np.int64)
-    ix = np.zeros(1, dtype=np.int64)
-    v = np.ones(1, dtype=np.float32)
-    a = np.ones((1, 2), dtype=np.float32)
-    r = np.ones(2, dtype=np.float32)
-    raw = np.zeros(8, dtype=np.uint8)
-    one = np.float32(1.0)
-    out = np.empty((1, 2), dtype=np.float32)
-    propagate(ip, ix, v, a, r, r, raw, 1, 1, one, 2, 0, True, True, out, out.copy(), 0, 1)
-    activation_backward(a, a, r, raw, 1, 1, one, 2, 0, out, r.copy(), r.copy(), True, 0, 1)
-    spmm(ip, ix, v, a, out, 0, 1)

@@ -57,9 +57,8 @@ the products (``docs/performance.md``).
 from __future__ import annotations
 
 import copy
-import functools
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -219,21 +218,6 @@ class _PReLUDropout(torch.autograd.Function):
         return grad_h, grad_w, None, None
 
 
-@functools.lru_cache(maxsize=1)
-def _onednn_linear() -> Callable[..., Tensor] | None:
-    """oneDNN's fp32 linear if this torch build has it (see :class:`_PerModelLinear`)."""
-    if not torch.backends.mkldnn.is_available():
-        return None
-    try:
-        op = torch.ops.mkldnn._linear_pointwise
-        x = torch.ones(3, 2)
-        if not torch.equal(op(x, torch.ones(4, 2), None, "none", [], ""), torch.full((3, 4), 2.0)):
-            return None
-    except (AttributeError, RuntimeError):
-        return None
-    return lambda h, weight: op(h, weight, None, "none", [], "")
-
-
 def _per_model(t: Tensor, k: int) -> Tensor:
     """``[N, K C]`` -> contiguous ``[K, N, C]`` (a view when ``K = 1``)."""
     return t.view(t.size(0), k, -1).transpose(0, 1).contiguous()
@@ -243,7 +227,7 @@ def _blocks_matmul(hs: Tensor, weight: Tensor) -> Tensor:
     """``[h_1 W_1^T, ..., h_K W_K^T]`` as ``[N, K Cout]`` for ``hs`` ``[K, N, Cin]`` and
     ``weight`` ``[K, Cout, Cin]``."""
     k, n, _ = hs.shape
-    lin = _onednn_linear()
+    lin = _fast.onednn_linear()
     if lin is None or hs.device.type != "cpu" or hs.dtype != torch.float32:
         return torch.bmm(hs, weight.transpose(1, 2)).transpose(0, 1).reshape(n, -1)
     outs = [lin(hs[i], weight[i]) for i in range(k)]
@@ -291,6 +275,16 @@ def _lane_bits(p: float) -> int:
     return 16
 
 
+def _lanes(num_rows: int, channels: int, p: float) -> tuple[int, int, float, int]:
+    """``(bits, drop, scale, words)`` of the masks of :func:`_random_words`: lane width,
+    keep threshold, ``1 / q`` and the number of int64 words per model."""
+    bits = _lane_bits(p)
+    levels = 1 << bits
+    drop = round(float(p) * levels)
+    per_word = 64 // bits
+    return bits, drop, levels / (levels - drop), (num_rows * channels + per_word - 1) // per_word
+
+
 def _random_words(
     num_rows: int,
     channels: int,
@@ -301,11 +295,7 @@ def _random_words(
 ) -> tuple[Tensor, int, int, float]:
     """The random words behind :func:`_keep_masks`: ``(buf [K, words] int64, bits, drop,
     scale)``; entry ``e`` of model ``k`` is kept iff its ``bits``-wide lane is ``>= drop``."""
-    bits = _lane_bits(p)
-    levels = 1 << bits
-    drop = round(float(p) * levels)
-    per_word = 64 // bits
-    words = (num_rows * channels + per_word - 1) // per_word
+    bits, drop, scale, words = _lanes(num_rows, channels, p)
     if generators is None:  # one draw for all models from the default generator
         buf = torch.empty(num_models, words, dtype=torch.int64, device=device)
         buf.random_(-(2**63), 2**63 - 1)
@@ -314,7 +304,7 @@ def _random_words(
         buf = torch.empty(len(gens), words, dtype=torch.int64, device=device)
         for row, gen in zip(buf, gens):
             row.random_(-(2**63), 2**63 - 1, generator=gen)
-    return buf, bits, drop, levels / (levels - drop)
+    return buf, bits, drop, scale
 
 
 def _keep_masks(
