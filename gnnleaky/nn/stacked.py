@@ -3,8 +3,7 @@ r"""StackedGNN: K same-shape GNNs trained in one pass (the engine of fast sweeps
 A depth x slope x activation x seed grid trains hundreds of models that share a graph and
 a shape. :class:`StackedGNN` holds K of them (same conv, depth and width; each with its own
 weights, activation kind, slopes, dropout mask and seed) as one module: per-model weights
-are ``[K, in, out]`` tensors, the features of all models live side by side in one
-:math:`N \times (K C)` matrix propagated by one sparse product per layer, and the
+are ``[K, in, out]`` tensors, one forward and one backward call run all K models, and the
 normalized adjacency is built once per graph. Model ``k`` is exactly
 :class:`~gnnleaky.nn.LeakyGNN` number ``k``: :meth:`StackedGNN.from_models` copies K models
 in and :meth:`StackedGNN.model` copies one back out, with outputs equal up to float rounding.
@@ -153,9 +152,9 @@ class _SparseMatmul(torch.autograd.Function):
     """``bias + a @ h`` for a constant CSR ``a``; the backward multiplies by ``a_t``.
 
     ``torch.addmm(bias, csr, dense)`` is one MKL sparse call that also adds the bias; at
-    width 768 it takes 1.0 ms where ``torch.sparse.mm(csr, dense)`` (and ``csr @ dense``,
-    PyG's ``spmm``) take 12 ms on one thread (same at width 64: 0.085 vs 0.093 ms), so
-    every product, forward and backward, goes through it.
+    width 768 it takes 0.99 ms where ``torch.sparse.mm(csr, dense)`` takes 1.5 and PyG's
+    ``spmm`` 1.7 on one thread (width 64: 0.088 vs 0.093 and 0.098 ms), so every product
+    of this path, forward and backward, goes through it.
     """
 
     @staticmethod
@@ -493,10 +492,10 @@ class StackedGNN(torch.nn.Module):
     where :math:`\alpha_{\ell,k,c}` is 0 (ReLU), a fixed slope (Leaky ReLU), 1 (identity)
     or a learned PReLU slope (layer-wise or channel-wise, optionally bounded through the
     same :class:`~gnnleaky.nn.SlopeBounds` map). All K models run together: the weights
-    are ``[K, in, out]`` tensors (``weights[l]``, ``biases[l]`` as ``[K, out]``), the
-    features live in an :math:`N \times (K C)` matrix propagated by one CSR product
-    with :math:`\hat{\mathbf{A}}` (built once per graph and cached), and every layer's
-    activation is one ``torch.prelu`` call. Learned slopes are the raw tensor
+    are ``[K, in, out]`` tensors (``weights[l]``, ``biases[l]`` as ``[K, out]``) and
+    :math:`\hat{\mathbf{A}}` is built once per graph and cached; float32 CPU input runs
+    the fused fast path (one model per core), anything else the autograd path (see the
+    module documentation). Learned slopes are the raw tensor
     ``slope_raw`` of shape ``[K, A, C]`` (``A`` activated layers); see
     :meth:`slope_parameters`.
 
