@@ -310,6 +310,8 @@ def _forward_model(
         if spec.need_grad:
             saved.append((h, None if last else z, mask))  # z is h_next: derive phi' from it
         h = h_next
+    if spec.num_acts == spec.num_layers:  # the last layer has an activation too
+        out[k].copy_(h)  # (h stays in the workspace, where the backward reads it)
     return saved
 
 

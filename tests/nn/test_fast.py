@@ -232,3 +232,24 @@ def test_kernel_dropout_decodes_the_same_masks(p, n, c, k):
                            raw, bits, drop, np.float32(scale), k * c, j * c, True, False,
                            z, h, 0, n)  # fmt: skip
         assert np.array_equal(h, (mask[0][:, j * c : (j + 1) * c] * scale).numpy())
+
+
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+@pytest.mark.parametrize("out_channels", [3, None])
+def test_fast_path_shapes_and_strided_input(num_layers, out_channels, monkeypatch):
+    """Without out_channels every layer has an activation (the output is the last one's);
+    one layer; a non-contiguous feature matrix."""
+    x, ei = _graph(f=24)
+    x = x[:, ::2]
+    assert not x.is_contiguous()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        models = [LeakyGNN(12, 8, num_layers, out_channels, act=a, act_kwargs=k) for a, k in FIXED]
+    stack = StackedGNN.from_models(models)
+    monkeypatch.setattr(_fast, "available", lambda: True)
+    with torch.no_grad():
+        out = stack(x, ei)
+        refs = [m(x, ei) for m in models]
+    for k, ref in enumerate(refs):
+        assert float((out[k] - ref).abs().max()) <= 1e-5 * (1 + float(ref.abs().max()))
+    _assert_same(_run(stack, x, ei, True, monkeypatch), _run(stack, x, ei, False, monkeypatch))
