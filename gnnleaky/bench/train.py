@@ -231,6 +231,7 @@ class _Bank:
         """Drop models that stopped: a smaller stack with the Adam state carried over."""
         old = self.named_params()
         module = self.module.select(keep)
+        self.module.clear_cache()  # its activation buffers are not needed any more
         bank = _Bank(module, [self.ids[i] for i in keep])
         new_opt = bank.optimizer(cfg)
         index = torch.tensor(keep)

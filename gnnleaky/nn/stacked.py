@@ -824,8 +824,10 @@ class StackedGNN(torch.nn.Module):
         return self._cache
 
     def clear_cache(self) -> None:
-        """Forget the cached graph operators (they are rebuilt on the next call)."""
+        """Forget the cached graph operators and free the fast path's activation buffers
+        (both are rebuilt on the next call)."""
         self._cache = None
+        self.__dict__.pop("_fast_workspace", None)
 
     # -- forward ------------------------------------------------------------------------
     def _fast_path(self, x: Tensor) -> bool:

@@ -253,3 +253,14 @@ def test_fast_path_shapes_and_strided_input(num_layers, out_channels, monkeypatc
     for k, ref in enumerate(refs):
         assert float((out[k] - ref).abs().max()) <= 1e-5 * (1 + float(ref.abs().max()))
     _assert_same(_run(stack, x, ei, True, monkeypatch), _run(stack, x, ei, False, monkeypatch))
+
+
+def test_clear_cache_frees_the_workspace(monkeypatch):
+    monkeypatch.setattr(_fast, "available", lambda: True)
+    x, ei = _graph()
+    stack = _stack(FIXED)
+    stack(x, ei).sum().backward()
+    assert "_fast_workspace" in stack.__dict__
+    stack.clear_cache()
+    assert "_fast_workspace" not in stack.__dict__ and stack._cache is None
+    stack(x, ei).sum().backward()  # rebuilt on the next call
