@@ -741,7 +741,19 @@ class StackedGNN(torch.nn.Module):
 
     def model_slopes(self, k: int) -> dict[str, Tensor]:
         """Model ``k``'s slopes as :func:`gnnleaky.nn.slopes` gives them for
-        ``self.model(k)`` (``{"acts.i": tensor}``, detached), without building the model."""
+        ``self.model(k)`` (``{"acts.i": tensor}``, detached), without building the model.
+
+        Example:
+            >>> from gnnleaky.nn import LeakyGNN
+            >>> models = [LeakyGNN(4, 8, 3, 2, act="leaky_relu",
+            ...                    act_kwargs={"negative_slope": 0.1}),
+            ...           LeakyGNN(4, 8, 3, 2, act="prelu", act_kwargs={"init": 0.25})]
+            >>> stacked = StackedGNN.from_models(models)
+            >>> {k: round(float(v), 4) for k, v in stacked.model_slopes(0).items()}
+            {'acts.0': 0.1, 'acts.1': 0.1}
+            >>> {k: round(float(v), 4) for k, v in stacked.model_slopes(1).items()}
+            {'acts.0': 0.25, 'acts.1': 0.25}
+        """
         if not -self.num_models <= k < self.num_models:
             raise ValueError(f"k must be in [0, {self.num_models}), got {k}")
         k = k % self.num_models
