@@ -146,6 +146,7 @@ class _Spec:
 # random bytes, bits, drop, scale, row stride, column offset (see _kernels._keep_row)
 _Mask = tuple[np.ndarray, int, int, np.float32, int, int]
 _NO_MASK: _Mask = (np.zeros(8, dtype=np.uint8), 0, 0, np.float32(1.0), 0, 0)
+_NO_SLOPE_GRAD = np.zeros(0, dtype=np.float32)  # g_slope when slopes need no gradient
 
 
 def _masks(spec: _Spec) -> list[list[_Mask]] | None:
@@ -328,35 +329,32 @@ def _backward_model(
 ) -> None:
     g, lin = spec.graph, _linear()
     n = g.num_nodes
-    t_ptr, t_idx, t_val = g.a_t
     grad = grad_out[k].contiguous()
+    s_np = None if slopes is None else slopes.numpy()
+    # two scratch rows for G_Z and G_P, reused layer after layer
+    scratch = torch.empty(2, n * max(spec.widths[1:]))
     for layer in range(spec.num_layers - 1, -1, -1):
         h_in, z, mask = saved[layer]
         c_in, c_out = spec.widths[layer], spec.widths[layer + 1]
+        g_b = grads_b[layer][k]  # zeros: the kernel adds into it
         if z is None:  # last layer: no activation
             g_z = grad
-            g_b = grad.sum(0)
+            torch.sum(grad, 0, out=g_b)
         else:
-            g_z = torch.empty(n, c_out)
+            g_z = scratch[0, : n * c_out].view(n, c_out)
             want = grad_s is not None
-            g_b = torch.zeros(c_out)
-            gs = torch.zeros(c_out)
             _activation_backward(
                 grad.numpy(),
                 z.numpy(),
-                slopes[layer, k].numpy(),
+                s_np[layer, k],
                 *mask,
                 g_z.numpy(),
                 g_b.numpy(),
-                gs.numpy(),
+                grad_s[layer, k].numpy() if want else _NO_SLOPE_GRAD,
                 want,
             )
-            if want:
-                grad_s[layer, k] = gs
-        grads_b[layer][k] = g_b
-        g_p = torch.empty(n, c_out)
-        _spmm(t_ptr, t_idx, t_val, g_z.numpy(), g_p.numpy())
-        del g_z
+        g_p = scratch[1, : n * c_out].view(n, c_out)
+        _spmm(*g.a_t, g_z.numpy(), g_p.numpy())
         w = weights[layer][k]
         if layer == 0 and g.feats is not None:
             _spmm(*g.feats_t, g_p.numpy(), grads_w[layer][k].numpy())
@@ -427,7 +425,7 @@ class _FastStack(torch.autograd.Function):
         layers = spec.num_layers
         need = ctx.needs_input_grad
         grads_w = [torch.empty_like(w) for w in weights]
-        grads_b = [torch.empty(spec.k, spec.widths[i + 1]) for i in range(layers)]
+        grads_b = [torch.zeros(spec.k, spec.widths[i + 1]) for i in range(layers)]
         grad_s = torch.zeros_like(slopes) if need[1] and slopes.numel() else None
         grad_out = grad_out.contiguous()
         saved = ctx.saved

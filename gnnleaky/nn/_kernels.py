@@ -123,7 +123,8 @@ def activation_backward(
 ):  # fmt: skip
     """Rows ``r0:r1`` of ``g_z = g_h * keep * scale * phi'(z)``; adds their column sums to
     ``g_bias`` and, with ``want_slope``, those of ``g_h * keep * scale * min(z, 0)`` to
-    ``g_slope`` (``keep`` as in :func:`propagate`)."""
+    ``g_slope`` (``keep`` as in :func:`propagate`; without ``want_slope`` ``g_slope`` is not
+    touched)."""
     c = z.shape[1]
     flags = np.ones(c, dtype=np.float32)
     gb = np.zeros(c, dtype=np.float32)  # private sums: no alias with g_z, so they vectorize
@@ -143,7 +144,9 @@ def activation_backward(
                 gs[q] += g_h[i, q] * flags[q] * min(z[i, q], zero)
     for q in range(c):
         g_bias[q] += gb[q]
-        g_slope[q] += gs[q]
+    if want_slope:
+        for q in range(c):
+            g_slope[q] += gs[q]
 
 
 @numba.njit(**_JIT)
