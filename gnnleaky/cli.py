@@ -63,7 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, help="override epochs")
     s.add_argument("--hidden-channels", type=int, dest="hidden_channels")
     s.add_argument("--lr", type=float)
-    s.add_argument("--backend", default="local", help="local (default) or ray")
+    s.add_argument(
+        "--backend",
+        default="local",
+        help="local (default), processes (one process per core) or ray",
+    )
+    s.add_argument(
+        "--workers", type=int, help="processes with --backend processes (default: one per core)"
+    )
     s.add_argument("--address", help="Ray cluster address (with --backend ray)")
     s.add_argument("--data-root", help="data root (default: $GNNLEAKY_DATA or ./datasets)")
     s.add_argument("--no-stack", action="store_true", help="train runs one by one")
@@ -132,6 +139,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         progress=not args.no_progress,
         address=args.address,
+        workers=args.workers,
     )
     print(
         f"{cfg.name}: {summary.total} runs; {summary.skipped} already stored, "
