@@ -9,14 +9,6 @@ from gnnleaky.cli import main
 from tests.bench._backends import CONFIG, _runs, assert_same_results
 
 
-@pytest.fixture(scope="module")
-def local_store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("local") / "local.sqlite"
-    summary = run_sweep(CONFIG, path, backend="local")
-    assert (summary.trained, summary.failed) == (8, 0)
-    return path
-
-
 def test_processes_backend_matches_local(local_store, tmp_path):
     path = tmp_path / "p.sqlite"
     # chunks of 2 runs over 2 worker processes

@@ -38,14 +38,6 @@ def local_ray(tmp_path_factory):
         ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def local_store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("local") / "local.sqlite"
-    summary = run_sweep(CONFIG, path, backend="local")
-    assert (summary.trained, summary.failed) == (8, 0)
-    return path
-
-
 def test_ray_backend_matches_local(local_ray, local_store, tmp_path):
     path = tmp_path / "ray.sqlite"
     summary = run_sweep(CONFIG, path, backend="ray")
