@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/gnnleaky sweep quick --out results/quick.sqlite
+	$(BIN)/gnnleaky sweep quick --backend processes --max-group 6 --out results/quick.sqlite
 	$(BIN)/gnnleaky report results/quick.sqlite --out results/quick-report
 
 test: setup
