@@ -225,7 +225,9 @@ def _process_init(threads: int) -> None:
 
 def _process_task(group: list[RunConfig], root: str | None, stacked: bool) -> list[Any]:
     # one graph cache per worker process, kept between its groups
-    get = _WORKER_GRAPHS.setdefault(root, _data_loader(root))
+    if root not in _WORKER_GRAPHS:
+        _WORKER_GRAPHS[root] = _data_loader(root)
+    get = _WORKER_GRAPHS[root]
     return _train(group, get(group[0]), stacked)
 
 

@@ -128,7 +128,7 @@ def graph(ops: dict[str, Any], x: Tensor) -> _Graph:
 class _Spec:
     """What the forward needs to know about the stack, besides the tensors."""
 
-    def __init__(self, module: Any, g: _Graph, need_grad: bool) -> None:
+    def __init__(self, module: Any, g: _Graph, need_grad: bool, slopes_grad: bool) -> None:
         self.k = module.num_models
         self.widths = list(module.widths)
         self.num_layers = module.num_layers
@@ -139,8 +139,11 @@ class _Spec:
         self.generators = drop.generators
         self.graph = g
         self.need_grad = need_grad
-        self.keep_z = bool(module.residual)  # set to True too when slopes need gradients
+        # z is kept where phi' cannot be read off h: residuals, learned slopes (negative
+        # fixed slopes are decided per layer in _forward_model)
+        self.keep_z = bool(module.residual) or (need_grad and slopes_grad)
         self.threads = max(1, torch.get_num_threads())
+        self.workspace = _Workspace.of(module, g.num_nodes)
 
 
 # random bytes, bits, drop, scale, row stride, column offset (see _kernels._keep_row)
@@ -449,7 +452,5 @@ def fast_forward(module: Any, x: Tensor, ops: dict[str, Any], slopes: Tensor | N
     need_grad = torch.is_grad_enabled() and (
         slopes.requires_grad or any(p.requires_grad for p in params)
     )
-    spec = _Spec(module, graph(ops, x), need_grad)
-    spec.keep_z = spec.keep_z or (need_grad and slopes.requires_grad)
-    spec.workspace = _Workspace.of(module, x.size(0))
+    spec = _Spec(module, graph(ops, x), need_grad, slopes.requires_grad)
     return _FastStack.apply(spec, slopes, *params)
