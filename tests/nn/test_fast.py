@@ -209,9 +209,9 @@ def test_kernels_match_torch():
 @pytest.mark.parametrize("p", [0.5, 0.25, 0.125, 0.3, 0.9, 1 / 256])
 @pytest.mark.parametrize(("n", "c", "k"), [(37, 13, 1), (64, 64, 1), (5, 3, 1), (37, 5, 3)])
 def test_kernel_dropout_decodes_the_same_masks(p, n, c, k):
-    """propagate's in-kernel decoding keeps exactly the entries SeededDropout keeps: one
-    mask per model, or (k > 1) model j's column block of one [N, k C] mask (rows that
-    straddle two bit fields included)."""
+    """propagate's and activation_backward's in-kernel decoding keep exactly the entries
+    SeededDropout keeps, for every lane width: one mask per model, or (k > 1) model j's
+    column block of one [N, k C] mask (rows that straddle two bit fields included)."""
     mask, scale = _keep_masks(
         n, k * c, p, [torch.Generator().manual_seed(7)], 1, torch.float32, "cpu"
     )
@@ -231,7 +231,15 @@ def test_kernel_dropout_decodes_the_same_masks(p, n, c, k):
         _kernels.propagate(indptr, indices, values, np.zeros((1, c), np.float32), ones, ones,
                            raw, bits, drop, np.float32(scale), k * c, j * c, True, False,
                            z, h, 0, n)  # fmt: skip
-        assert np.array_equal(h, (mask[0][:, j * c : (j + 1) * c] * scale).numpy())
+        expected = (mask[0][:, j * c : (j + 1) * c] * scale).numpy()
+        assert np.array_equal(h, expected)
+        # activation_backward decodes the same entries: with z > 0, g_z = g_h * keep * scale
+        g_z, g_b = np.empty((n, c), np.float32), np.zeros(c, np.float32)
+        _kernels.activation_backward(np.ones((n, c), np.float32), z, ones, raw, bits, drop,
+                                     np.float32(scale), k * c, j * c, g_z, g_b,
+                                     np.zeros(0, np.float32), False, 0, n)  # fmt: skip
+        assert np.array_equal(g_z, expected)
+        assert np.allclose(g_b, expected.sum(0))
 
 
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
