@@ -326,8 +326,46 @@ def _subspace_blocks(
             cols = above if high else below
             w = share[cols] if high else 1 - share[cols]
             blocks.append((nodes, evecs[:, cols].contiguous(), w, high))
-        store[key] = blocks
+        store[key] = _merge_small_blocks(blocks)
     return store[key]
+
+
+#: Components of at most this many nodes are projected together, block-diagonally, in
+#: chunks of at most this many nodes (one product instead of one per component).
+MERGE_NODES = 512
+
+
+def _merge_small_blocks(
+    blocks: list[tuple[Tensor, Tensor | None, Tensor, bool]],
+) -> list[tuple[Tensor, Tensor | None, Tensor, bool]]:
+    """Small components joined into block-diagonal chunks of one side each.
+
+    Cora has 78 components, CiteSeer 438: projected one by one, the per-component calls
+    cost more than the products (Cora, ``[12, 2708, 64]`` features: 59 ms per call with a
+    42 ms product)."""
+    out = [b for b in blocks if b[0].numel() > MERGE_NODES]
+    for side in (True, False):
+        chunk: list[tuple[Tensor, Tensor | None, Tensor, bool]] = []
+        rows = 0
+        small = [b for b in blocks if b[0].numel() <= MERGE_NODES and b[3] == side]
+        for i, b in enumerate(small):
+            chunk.append(b)
+            rows += b[0].numel()
+            last = i == len(small) - 1
+            if last or rows + small[i + 1][0].numel() > MERGE_NODES:
+                if len(chunk) == 1:
+                    out.append(chunk[0])
+                else:
+                    nodes = torch.cat([c[0] for c in chunk])
+                    u = torch.block_diag(
+                        *[
+                            torch.eye(c[0].numel(), dtype=_F64) if c[1] is None else c[1]
+                            for c in chunk
+                        ]
+                    )
+                    out.append((nodes, u, torch.cat([c[2].reshape(-1) for c in chunk]), side))
+                chunk, rows = [], 0
+    return out
 
 
 def _subspace_energy(
@@ -348,13 +386,13 @@ def _subspace_energy(
         y = y * cache.deg_sqrt(add_self_loops)[:, None]
     op_norm = None if normalization is None else "sym"
     high = torch.zeros(sig.num_groups, dtype=_F64)
-    total = group_sum(y * y, sig).sum(0)
+    per_node = group_sum(y * y, sig)  # [N, G]
     for nodes, u, w, above in _subspace_blocks(cache, op_norm, add_self_loops, cutoff, tau):
         yb = y[nodes]
         coef = yb if u is None else u.T @ yb
         part = w @ group_sum(coef * coef, sig)
-        high += part if above else group_sum(yb * yb, sig).sum(0) - part
-    return high, total
+        high += part if above else per_node[nodes].sum(0) - part
+    return high, per_node.sum(0)
 
 
 def _largest_graph(x: Tensor, batch: Tensor | None) -> int:

@@ -211,3 +211,28 @@ def test_band_energies_sum_to_the_signal_norm(case):
         high_frequency_ratio(x, ei, normalization=normalization, add_self_loops=loops, cache=cache)
     )
     assert 0.0 <= hf <= 1.0
+
+
+@pytest.mark.parametrize("normalization", [None, "sym", "rw"])
+def test_small_components_projected_together_give_the_same_ratio(normalization, monkeypatch):
+    """Components joined block-diagonally (in chunks of at most MERGE_NODES nodes) give the
+    ratios of the component-by-component projection, isolated nodes included."""
+    from gnnleaky.spectral import fourier
+
+    parts = [random_graph(n, 2 * n, seed=n, isolated=2) for n in (3, 5, 8, 13, 21)]
+    edges, offset = [], 0
+    for (ei, _), n in zip(parts, (3, 5, 8, 13, 21)):
+        edges.append(ei + offset)
+        offset += n
+    ei, n = torch.cat(edges, 1), offset
+    x = torch.randn(4, n, 3, dtype=torch.float64)
+    got = {}
+    for merge in (0, 10, 1000):  # one by one, chunks of at most 10 nodes, all together
+        monkeypatch.setattr(fourier, "MERGE_NODES", merge)
+        cache = GraphCache(ei, n)
+        got[merge] = high_frequency_ratio(x, ei, normalization=normalization, cache=cache)
+        blocks = fourier._subspace_blocks(cache, "sym" if normalization else None, False, 1.0, 0)
+        assert sorted(torch.cat([b[0] for b in blocks]).tolist()) == list(range(n))
+        assert len(blocks) <= {0: n, 10: n, 1000: 2}[merge]
+    assert torch.allclose(got[10], got[0], rtol=1e-12, atol=0)
+    assert torch.allclose(got[1000], got[0], rtol=1e-12, atol=0)
