@@ -211,7 +211,8 @@ class SweepConfig:
         splits (list[int]): Split indices for datasets with several splits.
         seeds (list[int]): Seeds; each run is trained once per seed.
         hidden_channels, epochs, lr, weight_decay, dropout, patience: Training settings.
-        metrics (list[str]): Per-layer probe metrics stored at init and best epoch.
+        metrics (list[str]): Per-layer probe metrics stored at init and best epoch
+            (empty: none, training only).
 
     Example:
         >>> cfg = SweepConfig(datasets=["csbm"], depths=[2, 4], activations=["relu",
@@ -288,7 +289,7 @@ class SweepConfig:
                 ):
                     raise ConfigError(f"{name} must be finite numbers in [{lo}, {hi}], got {v!r}")
 
-        for grid in ("datasets", "convs", "depths", "activations", "seeds", "splits", "metrics"):
+        for grid in ("datasets", "convs", "depths", "activations", "seeds", "splits"):
             if not getattr(self, grid):
                 raise ConfigError(f"{grid} is empty: the grid would have no runs")
         for entry in self.datasets:

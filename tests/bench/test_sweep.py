@@ -77,6 +77,24 @@ def test_cli_sweep_then_report(tiny_yaml, tmp_path, capsys):
     assert "±" in summary
 
 
+def test_sweep_without_metrics_trains_only(tmp_path):
+    """metrics: [] is a training-only sweep: runs stored, no per-layer records, a report
+    without the per-layer plots."""
+    cfg = dict(TINY, depths=[2], activations=["leaky_relu"], seeds=[0], metrics=[])
+    path = tmp_path / "train-only.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert load_config(path).metrics == ()
+    store = tmp_path / "r.sqlite"
+    assert main(["sweep", str(path), "--out", str(store), "--no-progress"]) == 0
+    res = load(store)
+    assert len(res.runs) == 1 and set(res.runs.status) == {"ok"}
+    assert res.layers.empty
+    out = tmp_path / "report"
+    assert main(["report", str(store), "--out", str(out)]) == 0
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert "heatmap_csbm-h_gcn.png" in pngs and not any(p.startswith("energy") for p in pngs)
+
+
 def test_stacked_and_one_by_one_sweeps_store_the_same_numbers(tmp_path):
     cfg = load_config({**TINY, "depths": [3], "seeds": [0]})
     a, b = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
