@@ -270,7 +270,7 @@ def _forward_model(
     g, lin = spec.graph, _linear()
     n = g.num_nodes
     # per-call views prepared once for all models (see _FastStack.forward)
-    w_t, b_np, s_np, negative = spec.w_t, spec.b_np, spec.s_np, spec.negative
+    b_np, s_np, negative = spec.b_np, spec.s_np, spec.negative
     masks = _model_masks(spec, k, drawn)
     saved = []
     h = g.x
@@ -281,7 +281,8 @@ def _forward_model(
             p = torch.empty(n, c_out)
             _spmm(*g.feats, w.numpy(), p.numpy())
         else:
-            p = lin(h, w_t[layer][k])
+            # h @ w: oneDNN takes the transposed view as fast as a contiguous [out, in] copy
+            p = lin(h, w.t())
         bias = b_np[layer][k]
         last = layer >= spec.num_acts
         if last:  # no activation: z is the output
@@ -403,7 +404,6 @@ class _FastStack(torch.autograd.Function):
         n = spec.graph.num_nodes
         out = torch.empty(spec.k, n, spec.widths[-1])
         drawn = _masks(spec)
-        spec.w_t = [w.transpose(1, 2).contiguous() for w in weights]  # [K, out, in]: oneDNN's
         spec.b_np = [b.numpy() for b in biases]
         spec.s_np = slopes_.numpy() if slopes_ is not None else None
         spec.negative = (slopes_ < 0).any(-1).tolist() if slopes_ is not None else None
