@@ -195,6 +195,11 @@ def _model_masks(spec: _Spec, k: int, drawn: Any) -> list[_Mask]:
     return out
 
 
+def _views(t: Tensor) -> tuple[list[Tensor], list[np.ndarray]]:
+    """``[t[k] for k]`` as torch and as numpy views."""
+    return list(t.unbind(0)), list(t.numpy())
+
+
 class _Token:
     """Held by the autograd graph of a training forward while it uses a workspace."""
 
@@ -213,17 +218,37 @@ class _Workspace:
 
     def __init__(self, k: int, n: int, widths: Sequence[int], num_acts: int) -> None:
         self.key = (k, n, tuple(widths), num_acts)
+        self.n = n
         self.h = [torch.empty(k, n, widths[i + 1]) for i in range(num_acts)]
+        # model k's views, made once (indexing a tensor costs about 1 us a call)
+        self.h_views = [_views(t) for t in self.h]
         self._z: list[Tensor | None] = [None] * num_acts
+        self._z_views: list[Any] = [None] * num_acts
         width = max(widths[1 : num_acts + 1], default=0)
         self.eval = torch.empty(k, 2, n * width)
+        self._eval_views: dict[tuple[int, int, int], tuple[Tensor, np.ndarray]] = {}
         self._claim: Any = None
 
     def z(self, layer: int) -> Tensor:
         """The pre-activation buffer of ``layer`` (allocated on first use)."""
         if self._z[layer] is None:
             self._z[layer] = torch.empty_like(self.h[layer])
+            self._z_views[layer] = _views(self._z[layer])
         return self._z[layer]
+
+    def z_views(self, layer: int) -> tuple[list[Tensor], list[np.ndarray]]:
+        """Per-model torch and numpy views of :meth:`z`."""
+        self.z(layer)
+        return self._z_views[layer]
+
+    def eval_view(self, k: int, parity: int, c: int) -> tuple[Tensor, np.ndarray]:
+        """Model ``k``'s ping-pong buffer ``parity`` of the evaluation, as ``[N, c]``."""
+        key = (k, parity, c)
+        v = self._eval_views.get(key)
+        if v is None:
+            t = self.eval[k, parity, : self.n * c].view(self.n, c)
+            v = self._eval_views[key] = (t, t.numpy())
+        return v
 
     def claim(self) -> _Token | None:
         """A token for ``z`` and ``h`` if no live graph holds them, else ``None``."""
@@ -243,18 +268,6 @@ class _Workspace:
         return ws
 
 
-def _propagate(*args: Any) -> None:
-    _kernels.propagate(*args, 0, args[-1].shape[0])
-
-
-def _spmm(*args: Any) -> None:
-    _kernels.spmm(*args, 0, args[-1].shape[0])
-
-
-def _activation_backward(*args: Any) -> None:
-    _kernels.activation_backward(*args, 0, args[0].shape[0])
-
-
 def _forward_model(
     spec: _Spec,
     k: int,
@@ -264,56 +277,53 @@ def _forward_model(
     out: Tensor,
     drawn: Any,
     bufs: Any,
-) -> list[tuple[Tensor, Tensor | None, _Mask]]:
+) -> list[tuple[Tensor, np.ndarray | None, _Mask]]:
     """Model ``k`` forward into ``out[k]``; returns what its backward needs, per layer:
-    (layer input, pre-activation, dropout mask)."""
+    (layer input, pre-activation or output as a numpy view, dropout mask)."""
     g, lin = spec.graph, _linear()
     n = g.num_nodes
+    indptr, indices, values = g.a
     # per-call views prepared once for all models (see _FastStack.forward)
-    b_np, s_np, negative = spec.b_np, spec.s_np, spec.negative
+    w_t, b_np, s_np, negative = spec.w_t, spec.b_np, spec.s_np, spec.negative
     masks = _model_masks(spec, k, drawn)
     saved = []
     h = g.x
+    out_k = out[k]
     for layer in range(spec.num_layers):
-        w = weights[layer][k]  # [in, out]
         c_in, c_out = spec.widths[layer], spec.widths[layer + 1]
         if layer == 0 and g.feats is not None:
-            p = torch.empty(n, c_out)
-            _spmm(*g.feats, w.numpy(), p.numpy())
+            p = np.empty((n, c_out), dtype=np.float32)
+            _kernels.spmm(*g.feats, weights[0][k].numpy(), p, 0, n)
         else:
-            # h @ w: oneDNN takes the transposed view as fast as a contiguous [out, in] copy
-            p = lin(h, w.t())
+            p = lin(h, w_t[layer][k]).numpy()
         bias = b_np[layer][k]
         last = layer >= spec.num_acts
         if last:  # no activation: z is the output
-            z = h_next = out[k]
+            h_next = out_k
+            z_np = h_np = h_next.numpy()
             mask, slope = _NO_MASK, bias
         else:
             mask, slope = masks[layer], s_np[layer, k]
             if spec.need_grad:
-                h_next = bufs.h[layer][k]
+                views = bufs.h_views[layer]
+                h_next, h_np = views[0][k], views[1][k]
                 # phi'(z) can be read off the output (z > 0 iff h > 0 where kept) unless
                 # a slope is negative, slopes are learned or a residual is added to h.
                 keep_z = spec.keep_z or negative[layer][k]
-                z = bufs.z(layer)[k] if keep_z else h_next
+                z_np = bufs.z_views(layer)[1][k] if keep_z else h_np
             else:
-                z = h_next = bufs.eval[k, layer % 2, : n * c_out].view(n, c_out)
-        _propagate(
-            *g.a,
-            p.numpy(),
-            bias,
-            slope,
-            *mask,
-            not last,
-            last or z is not h_next,
-            z.numpy(),
-            h_next.numpy(),
-        )
+                h_next, h_np = bufs.eval_view(k, layer % 2, c_out)
+                z_np = h_np
+        _kernels.propagate(
+            indptr, indices, values, p, bias, slope, *mask, not last,
+            last or z_np is not h_np, z_np, h_np, 0, n,
+        )  # fmt: skip
         del p
         if spec.residual and c_in == c_out:
             h_next += h
         if spec.need_grad:
-            saved.append((h, None if last else z, mask))  # z is h_next: derive phi' from it
+            # z_np is h_np where phi' is read off the output; None: no activation
+            saved.append((h, None if last else z_np, mask))
         h = h_next
     if spec.num_acts == spec.num_layers:  # the last layer has an activation too
         out[k].copy_(h)  # (h stays in the workspace, where the backward reads it)
@@ -333,41 +343,39 @@ def _backward_model(
 ) -> None:
     g, lin = spec.graph, _linear()
     n = g.num_nodes
-    grad = grad_out[k].contiguous()
+    grad = grad_out[k]  # (grad_out is contiguous)
     s_np = None if slopes is None else slopes.numpy()
-    # two scratch rows for G_Z and G_P, reused layer after layer
+    want = grad_s is not None
+    # two scratch rows for G_Z and G_P, reused layer after layer, as [N, c] views per width
     scratch = torch.empty(2, n * max(spec.widths[1:]))
+    rows: dict[int, tuple[Tensor, np.ndarray, Tensor, np.ndarray]] = {}
     for layer in range(spec.num_layers - 1, -1, -1):
         h_in, z, mask = saved[layer]
         c_in, c_out = spec.widths[layer], spec.widths[layer + 1]
-        g_b = grads_b[layer][k]  # zeros: the kernel adds into it
+        bufs = rows.get(c_out)
+        if bufs is None:
+            g_z_t, g_p_t = (scratch[i, : n * c_out].view(n, c_out) for i in (0, 1))
+            bufs = rows[c_out] = (g_z_t, g_z_t.numpy(), g_p_t, g_p_t.numpy())
         if z is None:  # last layer: no activation
-            g_z = grad
-            torch.sum(grad, 0, out=g_b)
-        else:
-            g_z = scratch[0, : n * c_out].view(n, c_out)
-            want = grad_s is not None
-            _activation_backward(
-                grad.numpy(),
-                z.numpy(),
-                s_np[layer, k],
-                *mask,
-                g_z.numpy(),
-                g_b.numpy(),
-                grad_s[layer, k].numpy() if want else _NO_SLOPE_GRAD,
-                want,
-            )
-        g_p = scratch[1, : n * c_out].view(n, c_out)
-        _spmm(*g.a_t, g_z.numpy(), g_p.numpy())
-        w = weights[layer][k]
+            g_z_np = grad.numpy()
+            torch.sum(grad, 0, out=grads_b[layer][k])
+        else:  # z: the pre-activation, or the output where phi' can be read off it
+            g_z_np = bufs[1]
+            _kernels.activation_backward(
+                grad.numpy(), z, s_np[layer, k], *mask, g_z_np, grads_b[layer][k].numpy(),
+                grad_s[layer, k].numpy() if want else _NO_SLOPE_GRAD, want, 0, n,
+            )  # fmt: skip
+        g_p, g_p_np = bufs[2], bufs[3]
+        _kernels.spmm(*g.a_t, g_z_np, g_p_np, 0, n)
         if layer == 0 and g.feats is not None:
-            _spmm(*g.feats_t, g_p.numpy(), grads_w[layer][k].numpy())
+            g_w = grads_w[layer][k].numpy()
+            _kernels.spmm(*g.feats_t, g_p_np, g_w, 0, g_w.shape[0])
         elif layer == 0:
             grads_w[layer][k] = lin(g.x_t, g_p.t())
         else:
             grads_w[layer][k] = lin(h_in.t(), g_p.t())
         if layer > 0:
-            g_h = lin(g_p, w)
+            g_h = lin(g_p, weights[layer][k])
             if spec.residual and c_in == c_out:
                 g_h += grad
             grad = g_h
@@ -404,6 +412,8 @@ class _FastStack(torch.autograd.Function):
         n = spec.graph.num_nodes
         out = torch.empty(spec.k, n, spec.widths[-1])
         drawn = _masks(spec)
+        # oneDNN takes h @ w as lin(h, w^T) with w^T a view: as fast as a contiguous copy
+        spec.w_t = [list(w.transpose(1, 2).unbind(0)) for w in weights]
         spec.b_np = [b.numpy() for b in biases]
         spec.s_np = slopes_.numpy() if slopes_ is not None else None
         spec.negative = (slopes_ < 0).any(-1).tolist() if slopes_ is not None else None
