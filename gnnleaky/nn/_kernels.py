@@ -79,10 +79,9 @@ def _keep_row(raw, bits, drop, scale, e0, flags):
 
 
 @numba.njit(**_JIT, inline="always")
-def _propagate_rows(
-    indptr, indices, values, p, bias, slope, raw, bits, drop, scale, stride, offset, act,
-    store_z, z, h, r0, r1,
-):  # fmt: skip
+def _propagate_rows(bits, args):
+    indptr, indices, values, p, bias, slope, raw, drop, scale, stride, offset = args[:11]
+    act, store_z, z, h, r0, r1 = args[11:]
     c = p.shape[1]
     acc = np.empty(c, dtype=np.float32)
     flags = np.ones(c, dtype=np.float32)
@@ -126,42 +125,27 @@ def propagate(
     ``bits`` a constant in it: LLVM then vectorizes the mask decoding, which it does not
     do while ``bits`` is a run-time value (on Cora, width 64, one thread, with p = 0.5:
     0.081 ms against 0.118; unmasked rows 0.064 against 0.083)."""
-    if bits == 1:
-        _propagate_rows(
-            indptr, indices, values, p, bias, slope, raw, 1, drop, scale, stride, offset,
-            act, store_z, z, h, r0, r1,
-        )  # fmt: skip
+    args = (
+        indptr, indices, values, p, bias, slope, raw, drop, scale, stride, offset, act,
+        store_z, z, h, r0, r1,
+    )  # fmt: skip
+    if bits == 1:  # the literal widths: one compiled copy each
+        _propagate_rows(1, args)
     elif bits == 2:
-        _propagate_rows(
-            indptr, indices, values, p, bias, slope, raw, 2, drop, scale, stride, offset,
-            act, store_z, z, h, r0, r1,
-        )  # fmt: skip
+        _propagate_rows(2, args)
     elif bits == 4:
-        _propagate_rows(
-            indptr, indices, values, p, bias, slope, raw, 4, drop, scale, stride, offset,
-            act, store_z, z, h, r0, r1,
-        )  # fmt: skip
+        _propagate_rows(4, args)
     elif bits == 8:
-        _propagate_rows(
-            indptr, indices, values, p, bias, slope, raw, 8, drop, scale, stride, offset,
-            act, store_z, z, h, r0, r1,
-        )  # fmt: skip
+        _propagate_rows(8, args)
     elif bits == 16:
-        _propagate_rows(
-            indptr, indices, values, p, bias, slope, raw, 16, drop, scale, stride, offset,
-            act, store_z, z, h, r0, r1,
-        )  # fmt: skip
+        _propagate_rows(16, args)
     else:
-        _propagate_rows(
-            indptr, indices, values, p, bias, slope, raw, 0, drop, scale, stride, offset,
-            act, store_z, z, h, r0, r1,
-        )  # fmt: skip
+        _propagate_rows(0, args)
 
 
 @numba.njit(**_JIT, inline="always")
-def _activation_backward_rows(
-    g_h, z, slope, raw, bits, drop, scale, stride, offset, g_z, gb, gs, want_slope, r0, r1,
-):  # fmt: skip
+def _activation_backward_rows(bits, args):
+    g_h, z, slope, raw, drop, scale, stride, offset, g_z, gb, gs, want_slope, r0, r1 = args
     c = z.shape[1]
     flags = np.ones(c, dtype=np.float32)
     zero = np.float32(0.0)
@@ -192,30 +176,19 @@ def activation_backward(
     c = z.shape[1]
     gb = np.zeros(c, dtype=np.float32)  # private sums: no alias with g_z, so they vectorize
     gs = np.zeros(c, dtype=np.float32)
-    if bits == 1:
-        _activation_backward_rows(
-            g_h, z, slope, raw, 1, drop, scale, stride, offset, g_z, gb, gs, want_slope, r0, r1
-        )
+    args = (g_h, z, slope, raw, drop, scale, stride, offset, g_z, gb, gs, want_slope, r0, r1)
+    if bits == 1:  # the literal widths: one compiled copy each
+        _activation_backward_rows(1, args)
     elif bits == 2:
-        _activation_backward_rows(
-            g_h, z, slope, raw, 2, drop, scale, stride, offset, g_z, gb, gs, want_slope, r0, r1
-        )
+        _activation_backward_rows(2, args)
     elif bits == 4:
-        _activation_backward_rows(
-            g_h, z, slope, raw, 4, drop, scale, stride, offset, g_z, gb, gs, want_slope, r0, r1
-        )
+        _activation_backward_rows(4, args)
     elif bits == 8:
-        _activation_backward_rows(
-            g_h, z, slope, raw, 8, drop, scale, stride, offset, g_z, gb, gs, want_slope, r0, r1
-        )
+        _activation_backward_rows(8, args)
     elif bits == 16:
-        _activation_backward_rows(
-            g_h, z, slope, raw, 16, drop, scale, stride, offset, g_z, gb, gs, want_slope, r0, r1
-        )
+        _activation_backward_rows(16, args)
     else:
-        _activation_backward_rows(
-            g_h, z, slope, raw, 0, drop, scale, stride, offset, g_z, gb, gs, want_slope, r0, r1
-        )
+        _activation_backward_rows(0, args)
     for q in range(c):
         g_bias[q] += gb[q]
     if want_slope:
