@@ -229,16 +229,17 @@ class _Workspace:
         self._eval_views: dict[tuple[int, int, int], tuple[Tensor, np.ndarray]] = {}
         self._claim: Any = None
 
-    def z(self, layer: int) -> Tensor:
-        """The pre-activation buffer of ``layer`` (allocated on first use)."""
-        if self._z[layer] is None:
-            self._z[layer] = torch.empty_like(self.h[layer])
-            self._z_views[layer] = _views(self._z[layer])
-        return self._z[layer]
+    def need_z(self, layers: Sequence[int]) -> None:
+        """Allocate the pre-activation buffers of ``layers`` (once; before the models'
+        threads read them through :meth:`z_views`)."""
+        for layer in layers:
+            if self._z[layer] is None:
+                self._z[layer] = torch.empty_like(self.h[layer])
+                self._z_views[layer] = _views(self._z[layer])
 
     def z_views(self, layer: int) -> tuple[list[Tensor], list[np.ndarray]]:
-        """Per-model torch and numpy views of :meth:`z`."""
-        self.z(layer)
+        """Per-model torch and numpy views of the pre-activation buffer of ``layer``
+        (allocated by :meth:`need_z`)."""
         return self._z_views[layer]
 
     def eval_view(self, k: int, parity: int, c: int) -> tuple[Tensor, np.ndarray]:
@@ -422,6 +423,14 @@ class _FastStack(torch.autograd.Function):
             token = bufs.claim()
             if token is None:  # a live graph still holds the workspace: fresh buffers
                 bufs = _Workspace(spec.k, n, spec.widths, spec.num_acts)
+            negative = spec.negative
+            bufs.need_z(
+                [
+                    layer
+                    for layer in range(spec.num_acts)
+                    if spec.keep_z or (negative is not None and any(negative[layer]))
+                ]
+            )
         saved = _each_model(
             spec,
             lambda k: _forward_model(spec, k, weights, biases, slopes_, out, drawn, bufs),

@@ -91,6 +91,34 @@ def test_fast_matches_autograd_path(acts, kw, threads, monkeypatch):
         torch.set_num_threads(prev)
 
 
+def test_pre_activation_buffers_exist_before_the_models_threads_start(monkeypatch):
+    """z buffers (learned slopes, negative slopes, residuals) are allocated by the forward
+    before the pool's threads read them: a fresh stack's first training forward on two
+    threads, many times over (lazy allocation in the threads raced)."""
+    monkeypatch.setattr(_fast, "available", lambda: True)
+    x, ei = _graph()
+    prev = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ref = None
+        for _ in range(30):
+            stack = _stack(ACTS, num_layers=3)
+            stack.train()
+            out = stack(x, ei)
+            ws = stack.__dict__["_fast_workspace"]
+            assert all(v is not None for v in ws._z_views)  # every layer has a PReLU
+            ref = out.detach() if ref is None else ref
+            assert torch.equal(out.detach(), ref)
+    finally:
+        torch.set_num_threads(prev)
+    # the eval forward needs no z buffers
+    stack = _stack(FIXED[:2], num_layers=3)
+    stack.eval()
+    with torch.no_grad():
+        stack(x, ei)
+    assert all(v is None for v in stack.__dict__["_fast_workspace"]._z_views)
+
+
 @pytest.mark.parametrize("p", [0.5, 0.25, 0.3])
 @pytest.mark.parametrize("generators", [True, False])
 @pytest.mark.parametrize("sparse", [False, True])
