@@ -327,7 +327,7 @@ def _forward_model(
             saved.append((h, None if last else z_np, mask))
         h = h_next
     if spec.num_acts == spec.num_layers:  # the last layer has an activation too
-        out[k].copy_(h)  # (h stays in the workspace, where the backward reads it)
+        out_k.copy_(h)  # (h stays in the workspace, where the backward reads it)
     return saved
 
 
@@ -353,20 +353,20 @@ def _backward_model(
     for layer in range(spec.num_layers - 1, -1, -1):
         h_in, z, mask = saved[layer]
         c_in, c_out = spec.widths[layer], spec.widths[layer + 1]
-        bufs = rows.get(c_out)
-        if bufs is None:
+        row = rows.get(c_out)
+        if row is None:
             g_z_t, g_p_t = (scratch[i, : n * c_out].view(n, c_out) for i in (0, 1))
-            bufs = rows[c_out] = (g_z_t, g_z_t.numpy(), g_p_t, g_p_t.numpy())
+            row = rows[c_out] = (g_z_t, g_z_t.numpy(), g_p_t, g_p_t.numpy())
         if z is None:  # last layer: no activation
             g_z_np = grad.numpy()
             torch.sum(grad, 0, out=grads_b[layer][k])
         else:  # z: the pre-activation, or the output where phi' can be read off it
-            g_z_np = bufs[1]
+            g_z_np = row[1]
             _kernels.activation_backward(
                 grad.numpy(), z, s_np[layer, k], *mask, g_z_np, grads_b[layer][k].numpy(),
                 grad_s[layer, k].numpy() if want else _NO_SLOPE_GRAD, want, 0, n,
             )  # fmt: skip
-        g_p, g_p_np = bufs[2], bufs[3]
+        g_p, g_p_np = row[2], row[3]
         _kernels.spmm(*g.a_t, g_z_np, g_p_np, 0, n)
         if layer == 0 and g.feats is not None:
             g_w = grads_w[layer][k].numpy()
