@@ -80,6 +80,24 @@ def _keep_row(raw, bits, drop, scale, e0, flags):
 
 
 @numba.njit(**_JIT, inline="always")
+def _by_lane_width(rows, bits, args):
+    """``rows(bits, args)`` with ``bits`` a literal: one compiled copy of ``rows`` per
+    dropout lane width (0, 1, 2, 4, 8, 16), in which LLVM vectorizes the mask decoding."""
+    if bits == 1:
+        rows(1, args)
+    elif bits == 2:
+        rows(2, args)
+    elif bits == 4:
+        rows(4, args)
+    elif bits == 8:
+        rows(8, args)
+    elif bits == 16:
+        rows(16, args)
+    else:
+        rows(0, args)
+
+
+@numba.njit(**_JIT, inline="always")
 def _propagate_rows(bits, args):
     indptr, indices, values, p, bias, slope, raw, drop, scale, stride, offset = args[:11]
     act, store_z, z, h, r0, r1 = args[11:]
@@ -130,18 +148,7 @@ def propagate(
         indptr, indices, values, p, bias, slope, raw, drop, scale, stride, offset, act,
         store_z, z, h, r0, r1,
     )  # fmt: skip
-    if bits == 1:  # the literal widths: one compiled copy each
-        _propagate_rows(1, args)
-    elif bits == 2:
-        _propagate_rows(2, args)
-    elif bits == 4:
-        _propagate_rows(4, args)
-    elif bits == 8:
-        _propagate_rows(8, args)
-    elif bits == 16:
-        _propagate_rows(16, args)
-    else:
-        _propagate_rows(0, args)
+    _by_lane_width(_propagate_rows, bits, args)
 
 
 @numba.njit(**_JIT, inline="always")
@@ -178,18 +185,7 @@ def activation_backward(
     gb = np.zeros(c, dtype=np.float32)  # private sums: no alias with g_z, so they vectorize
     gs = np.zeros(c, dtype=np.float32)
     args = (g_h, z, slope, raw, drop, scale, stride, offset, g_z, gb, gs, want_slope, r0, r1)
-    if bits == 1:  # the literal widths: one compiled copy each
-        _activation_backward_rows(1, args)
-    elif bits == 2:
-        _activation_backward_rows(2, args)
-    elif bits == 4:
-        _activation_backward_rows(4, args)
-    elif bits == 8:
-        _activation_backward_rows(8, args)
-    elif bits == 16:
-        _activation_backward_rows(16, args)
-    else:
-        _activation_backward_rows(0, args)
+    _by_lane_width(_activation_backward_rows, bits, args)
     for q in range(c):
         g_bias[q] += gb[q]
     if want_slope:
