@@ -74,7 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--address", help="Ray cluster address (with --backend ray)")
     s.add_argument("--data-root", help="data root (default: $GNNLEAKY_DATA or ./datasets)")
     s.add_argument("--no-stack", action="store_true", help="train runs one by one")
-    s.add_argument("--max-group", type=int, help="at most this many models per stacked group")
+    s.add_argument(
+        "--max-group",
+        type=int,
+        help="at most this many models per stacked group (default: what fits in memory; "
+        "with --backend processes, one chunk of each group per process)",
+    )
     s.add_argument("--retry-failed", action="store_true", help="train failed runs again")
     s.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")

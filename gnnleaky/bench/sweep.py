@@ -23,7 +23,7 @@ from typing import Any
 from gnnleaky.bench.config import RunConfig, SweepConfig
 from gnnleaky.bench.store import ResultsStore
 
-__all__ = ["BACKENDS", "SweepSummary", "check_data", "plan", "run_sweep"]
+__all__ = ["BACKENDS", "SweepSummary", "check_data", "plan", "run_sweep", "split_groups"]
 
 log = logging.getLogger(__name__)
 
@@ -231,20 +231,43 @@ def _process_task(group: list[RunConfig], root: str | None, stacked: bool) -> li
     return _train(group, get(group[0]), stacked)
 
 
+def split_groups(groups: list[list[RunConfig]], parts: int) -> list[list[RunConfig]]:
+    """Each group cut into ``min(parts, len(group))`` chunks whose sizes differ by at most
+    one, in order.
+
+    Example:
+        >>> cfg = SweepConfig(depths=[2, 4], activations=["relu", "leaky_relu"],
+        ...                   alphas=[0.1, 0.2], seeds=[0, 1])
+        >>> [len(g) for g in split_groups(plan(cfg), 4)]
+        [2, 2, 1, 1, 2, 2, 1, 1]
+    """
+    out: list[list[RunConfig]] = []
+    for group in groups:
+        n = min(parts, len(group))
+        start = 0
+        for i in range(n):
+            size = len(group) // n + (i < len(group) % n)
+            out.append(group[start : start + size])
+            start += size
+    return out
+
+
 def _processes(
     groups: list[list[RunConfig]],
     *,
     root: str | None,
     stacked: bool,
     workers: int | None = None,
+    max_group: int | None = None,
     **_: Any,
 ) -> Iterator[list[Any]]:
     """Groups over ``workers`` processes (default: ``torch.get_num_threads()``), each with
     ``threads / workers`` intra-op threads; results come back to this process, which
     alone writes the store. On two cores two one-thread processes train a stacked group
     18% faster than one process with two threads (no GIL and no waiting main thread between
-    the models' kernels; see docs/performance.md). Pass ``max_group`` to
-    :func:`run_sweep` so that big groups split into chunks the workers can share."""
+    the models' kernels; see docs/performance.md). Without ``max_group`` each group is cut
+    into ``workers`` chunks (:func:`split_groups`), so that no worker waits while another
+    trains a big group alone."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -255,6 +278,8 @@ def _processes(
         workers = threads
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
+    if max_group is None:
+        groups = split_groups(groups, workers)
     ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
     with ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=_process_init, initargs=(max(1, threads // workers),)
@@ -297,7 +322,9 @@ def run_sweep(
             (default: ``"local"``)
         root (str, optional): Data root (else ``GNNLEAKY_DATA``, else ``./datasets``).
         stacked (bool, optional): Train compatible runs in one stacked model.
-        max_group (int, optional): At most this many runs per stacked group.
+        max_group (int, optional): At most this many runs per stacked group. (default:
+            ``None``: what fits the memory budget; the ``"processes"`` backend also cuts
+            each group into one chunk per worker)
         retry_failed (bool, optional): Train failed runs again.
         progress (bool, optional): Show a progress bar with ETA (CLI).
         **backend_kwargs: ``workers`` for ``"processes"``; ``address`` and ``num_cpus``
@@ -331,7 +358,9 @@ def run_sweep(
 
             bar = tqdm(total=todo, unit="run", desc=config.name, dynamic_ncols=True)
         try:
-            for results in BACKENDS[backend](groups, root=root, stacked=stacked, **backend_kwargs):
+            for results in BACKENDS[backend](
+                groups, root=root, stacked=stacked, max_group=max_group, **backend_kwargs
+            ):
                 for res in results:
                     summary.trained += 1
                     if res.status != "ok":

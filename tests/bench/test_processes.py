@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gnnleaky.bench.sweep import run_sweep
+from gnnleaky.bench.sweep import plan, run_sweep
 from gnnleaky.cli import main
 from tests.bench._backends import CONFIG, _runs, assert_same_results
 
@@ -18,6 +18,15 @@ def test_processes_backend_matches_local(local_store, tmp_path):
     assert_same_results(local_store, path)
     again = run_sweep(CONFIG, path, backend="processes", workers=2)
     assert (again.skipped, again.trained, again.stored) == (8, 0, 0)
+
+
+def test_processes_backend_shares_each_group_among_the_workers(local_store, tmp_path):
+    """Without max_group every group is cut into one chunk per worker: same results."""
+    path = tmp_path / "split.sqlite"
+    summary = run_sweep(CONFIG, path, backend="processes", workers=2)
+    assert (summary.total, summary.trained, summary.failed) == (8, 8, 0)
+    assert_same_results(local_store, path)
+    assert set(_runs(path)["group_size"]) == {len(g) // 2 for g in plan(CONFIG)}
 
 
 def test_processes_backend_through_the_cli(local_store, tmp_path, capsys):

@@ -5,7 +5,7 @@ import yaml
 
 from gnnleaky.bench.config import load_config
 from gnnleaky.bench.store import load
-from gnnleaky.bench.sweep import plan, run_sweep
+from gnnleaky.bench.sweep import plan, run_sweep, split_groups
 from gnnleaky.cli import main
 from tests.conftest import load_or_skip
 
@@ -167,3 +167,16 @@ def test_cora_relu_gcn_depth_collapse(tmp_path):
     acc = runs.groupby("num_layers").test_score.mean()
     assert acc[2] >= 0.79, acc
     assert acc[64] <= acc[2] - 0.3, acc
+
+
+def test_split_groups_cuts_each_group_into_near_equal_chunks(tiny_yaml):
+    groups = plan(load_config(tiny_yaml))
+    for parts in (1, 2, 3, 100):
+        chunks = split_groups(groups, parts)
+        # in order, nothing lost or repeated, each chunk from one group
+        assert [r.key for c in chunks for r in c] == [r.key for g in groups for r in g]
+        assert all(len({r.group_key for r in c}) == 1 for c in chunks)
+        for g in groups:
+            sizes = [len(c) for c in chunks if c[0].group_key == g[0].group_key]
+            assert len(sizes) == min(parts, len(g))
+            assert max(sizes) - min(sizes) <= 1

@@ -200,10 +200,15 @@ def _csr(n=30, e=120, seed=1):
     return a, a_t, _fast._csr_arrays(a), _fast._csr_arrays(a_t)
 
 
-def test_kernels_match_torch():
-    """The kernels, run on two row ranges, against torch."""
+@pytest.mark.parametrize("c", [9, 48, 64, 128])
+def test_kernels_match_torch(c):
+    """The kernels, run on two row ranges, against torch: widths that take the heap
+    buffer (9, 48) and 64-wide register blocks (64, 128); rows with an odd and an even
+    number of non-zeros."""
     a, a_t, arr, arr_t = _csr(n=300, e=1500)
-    n, c = 300, 9
+    n = 300
+    nnz = np.diff(arr[0])
+    assert (nnz % 2 == 1).any() and (nnz % 2 == 0).any()
     g = torch.Generator().manual_seed(0)
     p, bias, slope = torch.randn(n, c, generator=g), torch.randn(c, generator=g), torch.rand(c)
     z, h = np.empty((n, c), np.float32), np.empty((n, c), np.float32)
