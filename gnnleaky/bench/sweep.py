@@ -241,6 +241,8 @@ def split_groups(groups: list[list[RunConfig]], parts: int) -> list[list[RunConf
         >>> [len(g) for g in split_groups(plan(cfg), 4)]
         [2, 2, 1, 1, 2, 2, 1, 1]
     """
+    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+        raise ValueError(f"parts must be a positive int, got {parts!r}")
     out: list[list[RunConfig]] = []
     for group in groups:
         n = min(parts, len(group))

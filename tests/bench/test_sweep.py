@@ -180,3 +180,9 @@ def test_split_groups_cuts_each_group_into_near_equal_chunks(tiny_yaml):
             sizes = [len(c) for c in chunks if c[0].group_key == g[0].group_key]
             assert len(sizes) == min(parts, len(g))
             assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize("parts", [0, -2, 1.5, True])
+def test_split_groups_refuses_bad_parts(parts, tiny_yaml):
+    with pytest.raises(ValueError, match="parts must be a positive int"):
+        split_groups(plan(load_config(tiny_yaml)), parts)
