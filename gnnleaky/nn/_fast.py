@@ -148,7 +148,7 @@ class _Spec:
 
 # random bytes, bits, drop, scale, row stride, column offset (see _kernels._keep_row)
 _Mask = tuple[np.ndarray, int, int, np.float32, int, int]
-_NO_MASK: _Mask = (np.zeros(8, dtype=np.uint8), 0, 0, np.float32(1.0), 0, 0)
+_NO_MASK: _Mask = (_kernels._NO_BYTES, 0, 0, np.float32(1.0), 0, 0)
 _NO_SLOPE_GRAD = np.zeros(0, dtype=np.float32)  # g_slope when slopes need no gradient
 
 

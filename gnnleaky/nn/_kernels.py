@@ -173,13 +173,12 @@ def _propagate_blocks(bits, w, args):
 
 @numba.njit(**_JIT, inline="always")
 def _propagate_rows(bits, args):
-    p = args[3]
+    indptr, indices, values, p, bias, slope, raw, drop, scale, stride, offset = args[:11]
+    act, store_z, z, h, r0, r1 = args[11:]
     c = p.shape[1]
     if c % 64 == 0:
         _propagate_blocks(bits, 64, args)
         return
-    indptr, indices, values, p, bias, slope, raw, drop, scale, stride, offset = args[:11]
-    act, store_z, z, h, r0, r1 = args[11:]
     acc = np.empty(c, dtype=np.float32)
     flags = np.ones(c, dtype=np.float32)
     for i in range(r0, r1):
