@@ -342,32 +342,54 @@ def _backward_model(
     grads_b: list[Tensor],
     grad_s: Tensor | None,
 ) -> None:
+    """Model ``k``'s backward. Per layer: ``G_P = A^T G_Z``, ``G_H = G_P W^T``, the layer
+    below's ``G_Z`` from ``G_H``, then ``grad W = H^T G_P``. Taking the layer below's
+    activation pass before ``grad W`` lets that streaming pass (and not the GEMM) bring
+    ``H``, the layer's input, from memory: the activations of a deep model do not fit in
+    the caches (on Cora, 64 layers, one thread: ``grad W`` 0.17 ms against 0.22 in the
+    other order, the activation pass 0.057 against 0.049; 3 ms less per epoch)."""
     g, lin = spec.graph, _linear()
     n = g.num_nodes
-    grad = grad_out[k]  # (grad_out is contiguous)
     s_np = None if slopes is None else slopes.numpy()
     want = grad_s is not None
     # two scratch rows for G_Z and G_P, reused layer after layer, as [N, c] views per width
     scratch = torch.empty(2, n * max(spec.widths[1:]))
     rows: dict[int, tuple[Tensor, np.ndarray, Tensor, np.ndarray]] = {}
-    for layer in range(spec.num_layers - 1, -1, -1):
-        h_in, z, mask = saved[layer]
-        c_in, c_out = spec.widths[layer], spec.widths[layer + 1]
-        row = rows.get(c_out)
-        if row is None:
-            g_z_t, g_p_t = (scratch[i, : n * c_out].view(n, c_out) for i in (0, 1))
-            row = rows[c_out] = (g_z_t, g_z_t.numpy(), g_p_t, g_p_t.numpy())
+
+    def row(c: int) -> tuple[Tensor, np.ndarray, Tensor, np.ndarray]:
+        r = rows.get(c)
+        if r is None:
+            g_z_t, g_p_t = (scratch[i, : n * c].view(n, c) for i in (0, 1))
+            r = rows[c] = (g_z_t, g_z_t.numpy(), g_p_t, g_p_t.numpy())
+        return r
+
+    def grad_z(layer: int, grad: Tensor) -> np.ndarray:
+        """``G_Z`` of ``layer`` from its output gradient (bias and slope gradients too)."""
+        z, mask = saved[layer][1:]
         if z is None:  # last layer: no activation
-            g_z_np = grad.numpy()
             torch.sum(grad, 0, out=grads_b[layer][k])
-        else:  # z: the pre-activation, or the output where phi' can be read off it
-            g_z_np = row[1]
-            _kernels.activation_backward(
-                grad.numpy(), z, s_np[layer, k], *mask, g_z_np, grads_b[layer][k].numpy(),
-                grad_s[layer, k].numpy() if want else _NO_SLOPE_GRAD, want, 0, n,
-            )  # fmt: skip
-        g_p, g_p_np = row[2], row[3]
+            return grad.numpy()
+        # z: the pre-activation, or the output where phi' can be read off it
+        g_z_np = row(spec.widths[layer + 1])[1]
+        _kernels.activation_backward(
+            grad.numpy(), z, s_np[layer, k], *mask, g_z_np, grads_b[layer][k].numpy(),
+            grad_s[layer, k].numpy() if want else _NO_SLOPE_GRAD, want, 0, n,
+        )  # fmt: skip
+        return g_z_np
+
+    grad = grad_out[k]  # (grad_out is contiguous)
+    g_z_np = grad_z(spec.num_layers - 1, grad)
+    for layer in range(spec.num_layers - 1, -1, -1):
+        h_in = saved[layer][0]
+        c_in, c_out = spec.widths[layer], spec.widths[layer + 1]
+        _, _, g_p, g_p_np = row(c_out)
         _kernels.spmm(*g.a_t, g_z_np, g_p_np, 0, n)
+        if layer > 0:
+            g_h = lin(g_p, weights[layer][k])
+            if spec.residual and c_in == c_out:
+                g_h += grad
+            grad = g_h
+            g_z_np = grad_z(layer - 1, grad)  # (into the G_Z row: g_p is not touched)
         if layer == 0 and g.feats is not None:
             g_w = grads_w[layer][k].numpy()
             _kernels.spmm(*g.feats_t, g_p_np, g_w, 0, g_w.shape[0])
@@ -375,11 +397,6 @@ def _backward_model(
             grads_w[layer][k] = lin(g.x_t, g_p.t())
         else:
             grads_w[layer][k] = lin(h_in.t(), g_p.t())
-        if layer > 0:
-            g_h = lin(g_p, weights[layer][k])
-            if spec.residual and c_in == c_out:
-                g_h += grad
-            grad = g_h
 
 
 def _each_model(spec: _Spec, fn: Callable[[int], Any]) -> list[Any]:

@@ -240,11 +240,15 @@ def test_kernels_match_torch(c):
 
 
 @pytest.mark.parametrize("p", [0.5, 0.25, 0.125, 0.3, 0.9, 1 / 256])
-@pytest.mark.parametrize(("n", "c", "k"), [(37, 13, 1), (64, 64, 1), (5, 3, 1), (37, 5, 3)])
+@pytest.mark.parametrize(
+    ("n", "c", "k"), [(37, 13, 1), (64, 64, 1), (5, 3, 1), (37, 5, 3), (37, 128, 3)]
+)
 def test_kernel_dropout_decodes_the_same_masks(p, n, c, k):
     """propagate's and activation_backward's in-kernel decoding keep exactly the entries
     SeededDropout keeps, for every lane width: one mask per model, or (k > 1) model j's
-    column block of one [N, k C] mask (rows that straddle two bit fields included)."""
+    column block of one [N, k C] mask (rows that straddle two bit fields included), in
+    the heap-buffer rows (13, 5, 3) and the 64-wide register blocks (64, 128); each call
+    on two row ranges, the second starting mid-mask."""
     mask, scale = _keep_masks(
         n, k * c, p, [torch.Generator().manual_seed(7)], 1, torch.float32, "cpu"
     )
@@ -259,18 +263,21 @@ def test_kernel_dropout_decodes_the_same_masks(p, n, c, k):
     values = np.zeros(0, np.float32)
     ones = np.ones(c, np.float32)
     raw = buf[0].numpy().view(np.uint8)
+    parts = ((0, n // 3), (n // 3, n))
     for j in range(k):
         z, h = np.empty((n, c), np.float32), np.empty((n, c), np.float32)
-        _kernels.propagate(indptr, indices, values, np.zeros((1, c), np.float32), ones, ones,
-                           raw, bits, drop, np.float32(scale), k * c, j * c, True, False,
-                           z, h, 0, n)  # fmt: skip
+        for r0, r1 in parts:
+            _kernels.propagate(indptr, indices, values, np.zeros((1, c), np.float32), ones,
+                               ones, raw, bits, drop, np.float32(scale), k * c, j * c, True,
+                               True, z, h, r0, r1)  # fmt: skip
         expected = (mask[0][:, j * c : (j + 1) * c] * scale).numpy()
         assert np.array_equal(h, expected)
         # activation_backward decodes the same entries: with z > 0, g_z = g_h * keep * scale
         g_z, g_b = np.empty((n, c), np.float32), np.zeros(c, np.float32)
-        _kernels.activation_backward(np.ones((n, c), np.float32), z, ones, raw, bits, drop,
-                                     np.float32(scale), k * c, j * c, g_z, g_b,
-                                     np.zeros(0, np.float32), False, 0, n)  # fmt: skip
+        for r0, r1 in parts:
+            _kernels.activation_backward(np.ones((n, c), np.float32), z, ones, raw, bits,
+                                         drop, np.float32(scale), k * c, j * c, g_z, g_b,
+                                         np.zeros(0, np.float32), False, r0, r1)  # fmt: skip
         assert np.array_equal(g_z, expected)
         assert np.allclose(g_b, expected.sum(0))
 
