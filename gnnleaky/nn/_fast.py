@@ -331,6 +331,12 @@ def _forward_model(
     return saved
 
 
+def _fused(spec: _Spec, layer: int) -> bool:
+    """Whether ``layer``'s backward step runs as one :func:`_kernels.layer_backward`: both
+    widths multiples of 64 and no residual (whose gradient joins ``G_H``)."""
+    return not spec.residual and spec.widths[layer] % 64 == 0 and spec.widths[layer + 1] % 64 == 0
+
+
 def _backward_model(
     spec: _Spec,
     k: int,
@@ -384,6 +390,17 @@ def _backward_model(
         c_in, c_out = spec.widths[layer], spec.widths[layer + 1]
         _, _, g_p, g_p_np = row(c_out)
         _kernels.spmm(*g.a_t, g_z_np, g_p_np, 0, n)
+        if layer > 0 and _fused(spec, layer):
+            # G_H, the layer below's G_Z and grad W in one pass (see _kernels.layer_backward)
+            z, mask = saved[layer - 1][1:]
+            g_z_np = row(c_in)[1]
+            _kernels.layer_backward(
+                g_p_np, spec.w_tc[layer][k], h_in.numpy(), z, s_np[layer - 1, k], *mask,
+                g_z_np, grads_b[layer - 1][k].numpy(),
+                grad_s[layer - 1, k].numpy() if want else _NO_SLOPE_GRAD, want,
+                grads_w[layer][k].numpy(), 0, n,
+            )  # fmt: skip
+            continue
         if layer > 0:
             g_h = lin(g_p, weights[layer][k])
             if spec.residual and c_in == c_out:
@@ -468,6 +485,11 @@ class _FastStack(torch.autograd.Function):
         grad_s = torch.zeros_like(slopes) if need[1] and slopes.numel() else None
         grad_out = grad_out.contiguous()
         saved = ctx.saved
+        # W^T as contiguous [c_out, c_in] numpy arrays for the fused layers
+        spec.w_tc = [
+            list(w.transpose(1, 2).contiguous().numpy()) if i and _fused(spec, i) else None
+            for i, w in enumerate(weights)
+        ]
         _each_model(
             spec,
             lambda k: _backward_model(

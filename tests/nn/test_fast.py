@@ -33,11 +33,12 @@ def _graph(n=50, e=200, f=12, seed=0, sparse=False):
     return x, torch.randint(0, n, (2, e), generator=g)
 
 
-def _stack(acts, num_layers=4, f=12, p=0.0, generators=True, **kw):
+def _stack(acts, num_layers=4, f=12, p=0.0, generators=True, hidden=16, out=3, **kw):
     with torch.random.fork_rng():
         torch.manual_seed(num_layers)
         models = [
-            LeakyGNN(f, 16, num_layers, 3, act=a, act_kwargs=k, dropout=p, **kw) for a, k in acts
+            LeakyGNN(f, hidden, num_layers, out, act=a, act_kwargs=k, dropout=p, **kw)
+            for a, k in acts
         ]
     stack = StackedGNN.from_models(models)
     if p:
@@ -89,6 +90,37 @@ def test_fast_matches_autograd_path(acts, kw, threads, monkeypatch):
         _assert_same(_run(stack, x, ei, True, monkeypatch), ref)
     finally:
         torch.set_num_threads(prev)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, 0.3])
+@pytest.mark.parametrize(("hidden", "out"), [(64, 3), (128, None)])
+def test_fused_layer_backward_matches_autograd_path(hidden, out, p, monkeypatch):
+    """Layers whose widths are multiples of 64 take their backward step through
+    _kernels.layer_backward (G_H, the activation below and grad W in one pass): outputs and
+    every gradient as in the autograd path, for every activation (learned, negative and
+    channel-wise slopes included), with 1- and 16-bit dropout lanes, and with an output
+    layer of other width (unfused) or of the same width."""
+    calls = []
+    fused = _kernels.layer_backward
+
+    def counted(*args):
+        calls.append(args[1].shape)
+        return fused(*args)
+
+    monkeypatch.setattr(_kernels, "layer_backward", counted)
+    x, ei = _graph(n=70, e=300)
+    runs = []
+    for fast in (False, True):  # a fresh stack (fresh dropout generators) for each path
+        stack = _stack(ACTS, num_layers=3, p=p, hidden=hidden, out=out)
+        with torch.no_grad():  # channel-wise slopes that differ from channel to channel
+            g = torch.Generator().manual_seed(1)
+            stack.slope_raw.add_(0.2 * torch.rand(stack.slope_raw.shape, generator=g))
+        stack.train()
+        runs.append(_run(stack, x, ei, fast, monkeypatch))
+    _assert_same(runs[1], runs[0])
+    # layer 1 always, layer 2 too where the output is `hidden` wide; once per model
+    assert len(calls) == len(ACTS) * (1 if out else 2)
+    assert all(shape == (hidden, hidden) for shape in calls)
 
 
 def test_pre_activation_buffers_exist_before_the_models_threads_start(monkeypatch):
