@@ -131,11 +131,14 @@ def timed(fn, reps: int = 15) -> float:
 def _spmm_candidates(csr: torch.Tensor, rows: int) -> dict[str, Callable[[torch.Tensor], object]]:
     """The sparse kernels for ``csr @ dense``: MKL's CSR addmm and gnnleaky's numba one."""
     arrays = _fast._csr_arrays(csr)
+    outs: dict[int, np.ndarray] = {}  # one output per width, written again and again
+
+    def out(width: int) -> np.ndarray:
+        return outs.setdefault(width, np.empty((rows, width), np.float32))
+
     return {
         "mkl": lambda d: torch.addmm(d.new_zeros(d.size(1)), csr, d),
-        "numba": lambda d: _kernels.spmm(
-            *arrays, d.numpy(), np.empty((rows, d.size(1)), np.float32), 0, rows
-        ),
+        "numba": lambda d: _kernels.spmm(*arrays, d.numpy(), out(d.size(1)), 0, rows),
     }
 
 
@@ -167,11 +170,22 @@ def product_times(data, hidden: int = 64) -> dict[str, float]:
     t["A P, width out"] = best({k: (lambda fn=fn: fn(g_out)) for k, fn in sp.items()})
     t["A^T G, width 64"] = best({k: (lambda fn=fn: fn(g)) for k, fn in sp_t.items()})
     t["A^T G, width out"] = best({k: (lambda fn=fn: fn(g_out)) for k, fn in sp_t.items()})
-    t["H W"] = timed(lambda: lin(g, w))
-    t["G W^T (grad H)"] = timed(lambda: lin(g, w))
-    t["H^T G (grad W)"] = best(
-        {"onednn": lambda: lin(g.t(), g.t()), "mkl": lambda: torch.mm(g.t(), g)}
-    )
+    # gnnleaky's numba GEMMs (matmul, grad_weight: widths that 64 divides) beside oneDNN
+    gn, wn, sq = g.numpy(), w.t().contiguous().numpy(), np.empty((c, c), np.float32)
+    pn = np.empty((n, c), np.float32)
+    hw = {"onednn": lambda: lin(g, w), "numba": lambda: _kernels.matmul(gn, wn, pn, 0, n)}
+    if c % 64:
+        del hw["numba"]
+    t["H W"] = best(hw)
+    t["G W^T (grad H)"] = best(hw)
+    grad_w = {
+        "onednn": lambda: lin(g.t(), g.t()),
+        "mkl": lambda: torch.mm(g.t(), g),
+        "numba": lambda: _kernels.grad_weight(gn, gn, sq, 0, n),
+    }
+    if c % 64:
+        del grad_w["numba"]
+    t["H^T G (grad W)"] = best(grad_w)
     t["H W_out"] = timed(lambda: lin(g, w_out))
     t["G W_out^T (grad H)"] = timed(lambda: lin(g_out, w_out.t().contiguous()))
     t["H^T G_out (grad W_out)"] = best(

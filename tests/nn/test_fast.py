@@ -94,33 +94,40 @@ def test_fast_matches_autograd_path(acts, kw, threads, monkeypatch):
 
 @pytest.mark.parametrize("p", [0.0, 0.5, 0.3])
 @pytest.mark.parametrize(("hidden", "out"), [(64, 3), (128, None)])
-def test_fused_layer_backward_matches_autograd_path(hidden, out, p, monkeypatch):
-    """Layers whose widths are multiples of 64 take their backward step through
-    _kernels.layer_backward (G_H, the activation below and grad W in one pass): outputs and
-    every gradient as in the autograd path, for every activation (learned, negative and
+@pytest.mark.parametrize("residual", [False, True])
+def test_numba_dense_kernels_match_autograd_path(hidden, out, p, residual, monkeypatch):
+    """Layers whose widths are multiples of 64 take H W through _kernels.matmul and their
+    backward step through _kernels.layer_backward (G_H, the activation below and grad W in
+    one pass), or, with residuals, grad W through _kernels.grad_weight: outputs and every
+    gradient as in the autograd path, for every activation (learned, negative and
     channel-wise slopes included), with 1- and 16-bit dropout lanes, and with an output
-    layer of other width (unfused) or of the same width."""
-    calls = []
-    fused = _kernels.layer_backward
+    layer of other width or of the same width."""
+    calls = {"matmul": 0, "layer_backward": 0, "grad_weight": 0}
+    for name in calls:
+        kernel = getattr(_kernels, name)
 
-    def counted(*args):
-        calls.append(args[1].shape)
-        return fused(*args)
+        def counted(*args, name=name, kernel=kernel):
+            calls[name] += 1
+            return kernel(*args)
 
-    monkeypatch.setattr(_kernels, "layer_backward", counted)
+        monkeypatch.setattr(_kernels, name, counted)
+    acts = FIXED if residual else ACTS
     x, ei = _graph(n=70, e=300)
     runs = []
     for fast in (False, True):  # a fresh stack (fresh dropout generators) for each path
-        stack = _stack(ACTS, num_layers=3, p=p, hidden=hidden, out=out)
-        with torch.no_grad():  # channel-wise slopes that differ from channel to channel
+        stack = _stack(acts, num_layers=3, p=p, hidden=hidden, out=out, residual=residual)
+        if stack.slope_raw is not None:  # channel-wise slopes that differ by channel
             g = torch.Generator().manual_seed(1)
-            stack.slope_raw.add_(0.2 * torch.rand(stack.slope_raw.shape, generator=g))
+            with torch.no_grad():
+                stack.slope_raw.add_(0.2 * torch.rand(stack.slope_raw.shape, generator=g))
         stack.train()
         runs.append(_run(stack, x, ei, fast, monkeypatch))
     _assert_same(runs[1], runs[0])
-    # layer 1 always, layer 2 too where the output is `hidden` wide; once per model
-    assert len(calls) == len(ACTS) * (1 if out else 2)
-    assert all(shape == (hidden, hidden) for shape in calls)
+    # per model: layer 1 always, layer 2 too where the output is `hidden` wide
+    per_model = 1 if out else 2
+    assert calls["matmul"] == len(acts) * per_model
+    assert calls["layer_backward"] == (0 if residual else len(acts) * per_model)
+    assert calls["grad_weight"] == (len(acts) * per_model if residual else 0)
 
 
 def test_pre_activation_buffers_exist_before_the_models_threads_start(monkeypatch):
