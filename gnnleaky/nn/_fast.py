@@ -344,12 +344,6 @@ def _forward_model(
     return saved
 
 
-def _fused(spec: _Spec, layer: int) -> bool:
-    """Whether ``layer``'s backward step runs as one :func:`_kernels.layer_backward`: both
-    widths multiples of 64 and no residual (whose gradient joins ``G_H``)."""
-    return not spec.residual and spec.widths[layer] % 64 == 0 and spec.widths[layer + 1] % 64 == 0
-
-
 def _backward_model(
     spec: _Spec,
     k: int,
@@ -365,14 +359,19 @@ def _backward_model(
     below's ``G_Z`` from ``G_H``, then ``grad W = H^T G_P``. Taking the layer below's
     activation pass before ``grad W`` lets that streaming pass (and not the GEMM) bring
     ``H``, the layer's input, from memory: the activations of a deep model do not fit in
-    the caches (on Cora, 64 layers, one thread: ``grad W`` 0.17 ms against 0.22 in the
-    other order, the activation pass 0.057 against 0.049; 3 ms less per epoch)."""
+    the caches (on Cora, 64 layers, one thread, with oneDNN's GEMMs: ``grad W`` 0.17 ms
+    against 0.22 in the other order, the activation pass 0.057 against 0.049; 3 ms less
+    per epoch). Where 64 divides the widths, numba's ``matmul`` and ``grad_weight`` take
+    the GEMMs (a kernel that did all three in one pass was 1 ms slower per 64-layer
+    epoch: the four rows of ``G_H`` it kept in registers left the activation pass no
+    cheaper, and it compiled for 24 s)."""
     g, lin = spec.graph, _linear()
     n = g.num_nodes
     s_np = None if slopes is None else slopes.numpy()
     want = grad_s is not None
-    # two scratch rows for G_Z and G_P, reused layer after layer, as [N, c] views per width
-    scratch = torch.empty(2, n * max(spec.widths[1:]))
+    # scratch rows reused layer after layer, as [N, c] views per width: G_Z, G_P, and two
+    # for G_H (a residual adds the G_H of the layer above to the next)
+    scratch = torch.empty(4, n * max(spec.widths[1:]))
     rows: dict[int, tuple[Tensor, np.ndarray, Tensor, np.ndarray]] = {}
 
     def row(c: int) -> tuple[Tensor, np.ndarray, Tensor, np.ndarray]:
@@ -403,19 +402,12 @@ def _backward_model(
         c_in, c_out = spec.widths[layer], spec.widths[layer + 1]
         _, _, g_p, g_p_np = row(c_out)
         _kernels.spmm(*g.a_t, g_z_np, g_p_np, 0, n)
-        if layer > 0 and _fused(spec, layer):
-            # G_H, the layer below's G_Z and grad W in one pass (see _kernels.layer_backward)
-            z, mask = saved[layer - 1][1:]
-            g_z_np = row(c_in)[1]
-            _kernels.layer_backward(
-                g_p_np, spec.w_tc[layer][k], h_in.numpy(), z, s_np[layer - 1, k], *mask,
-                g_z_np, grads_b[layer - 1][k].numpy(),
-                grad_s[layer - 1, k].numpy() if want else _NO_SLOPE_GRAD, want,
-                grads_w[layer][k].numpy(), 0, n,
-            )  # fmt: skip
-            continue
         if layer > 0:
-            g_h = lin(g_p, weights[layer][k])
+            if c_in % 64 == 0:  # numba (0.085 ms on Cora, oneDNN 0.10)
+                g_h = scratch[2 + layer % 2, : n * c_in].view(n, c_in)
+                _kernels.matmul(g_p_np, spec.w_tc[layer][k], g_h.numpy(), 0, n)
+            else:
+                g_h = lin(g_p, weights[layer][k])
             if spec.residual and c_in == c_out:
                 g_h += grad
             grad = g_h
@@ -501,9 +493,9 @@ class _FastStack(torch.autograd.Function):
         grad_s = torch.zeros_like(slopes) if need[1] and slopes.numel() else None
         grad_out = grad_out.contiguous()
         saved = ctx.saved
-        # W^T as contiguous [c_out, c_in] numpy arrays for the fused layers
+        # W^T as contiguous [c_out, c_in] numpy arrays for numba's G_H = G_P W^T
         spec.w_tc = [
-            list(w.transpose(1, 2).contiguous().numpy()) if i and _fused(spec, i) else None
+            list(w.transpose(1, 2).contiguous().numpy()) if i and w.size(1) % 64 == 0 else None
             for i, w in enumerate(weights)
         ]
         _each_model(

@@ -13,10 +13,9 @@ these kernels do the rest in one pass over the rows each:
 * :func:`activation_backward` - ``G_Z = G_H * mask * scale * phi'(Z)`` and, in the same
   pass, the bias gradient (column sums of ``G_Z``) and the slope gradient (column sums of
   ``G_H * mask * scale * min(Z, 0)``).
-* :func:`layer_backward` - one backward step through a layer whose widths are multiples
-  of 64, in one pass over the rows: ``G_H = G_P W^T``, :func:`activation_backward` of the
-  layer below, and ``grad W = H^T G_P`` (0.20 ms on Cora where the two GEMMs and the
-  activation pass apart take 0.30).
+* :func:`matmul` and :func:`grad_weight` - the dense products ``H W`` (and ``G_P W^T``)
+  and ``H^T G`` for widths that 64 divides, four rows at a time with their sums in vector
+  registers (0.085 and 0.09 ms on Cora where oneDNN takes 0.10 and 0.16).
 * :func:`spmm` - ``A^T G`` (the backward of the propagation, with the CSR transpose), and
   the products with sparse node features: :func:`propagate` without bias or activation.
 
@@ -41,7 +40,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["activation_backward", "grad_weight", "layer_backward", "matmul", "propagate", "spmm"]
+__all__ = ["activation_backward", "grad_weight", "matmul", "propagate", "spmm"]
 
 _JIT = {"nogil": True, "fastmath": True, "cache": True, "boundscheck": False}
 _NO_BYTES = np.zeros(8, dtype=np.uint8)  # the random bytes of a pass without dropout
@@ -309,27 +308,6 @@ def activation_backward(
             g_slope[q] += gs[q]
 
 
-@numba.njit(**_JIT, inline="always")
-def _grad_z_block(acc, bits, mask, pos, z, slope, g_z, gb, gs, want_slope, row, q0):
-    """Columns ``q0 .. q0 + len(acc) - 1`` of one row of :func:`activation_backward`,
-    from that block of ``G_H``'s row in ``acc``; ``pos``: the row's mask position."""
-    raw, words, drop, scale, keep = mask
-    ent, s, byte = pos
-    if bits:
-        _keep_row(raw, words, bits, drop, scale, ent + q0, s, byte + q0, keep)
-    zero = np.float32(0.0)
-    for q in range(acc.size):
-        g = acc[q] * keep[q] if bits else acc[q]
-        x = z[row, q0 + q]
-        gz = g if x > 0 else slope[q0 + q] * g
-        g_z[row, q0 + q] = gz
-        gb[q0 + q] += gz
-    if want_slope:
-        for q in range(acc.size):
-            g = acc[q] * keep[q] if bits else acc[q]
-            gs[q0 + q] += g * min(z[row, q0 + q], zero)
-
-
 @numba.njit(**_JIT)
 def _grad_w_block(v, h_in, g_p, g_w, i):
     """``g_w += H[i:i+4]^T G_P[i:i+4]`` for a ``G_P`` width that ``v`` (a literal)
@@ -408,16 +386,16 @@ def _matmul_blocks(w, x, b, out, r0, r1):
 
 @numba.njit(**_JIT)
 def matmul(x, b, out, r0, r1):
-    """Rows ``r0:r1`` of ``out = x @ b`` for a ``b`` whose width 64 divides: the dense
-    product of :func:`layer_backward` alone."""
+    """Rows ``r0:r1`` of ``out = x @ b`` for a ``b`` whose width 64 divides (Cora,
+    ``[2708, 64] x [64, 64]``, one thread: 0.085 ms where oneDNN takes 0.10)."""
     _matmul_blocks(64, x, b, out, r0, r1)
 
 
 @numba.njit(**_JIT)
 def grad_weight(h, g, out, r0, r1):
     """``out = h[r0:r1]^T g[r0:r1]`` (written, not added) for a ``g`` whose width 64
-    divides: the weight gradient of :func:`layer_backward` alone (Cora, 64 x 64, one
-    thread: 0.10 ms where oneDNN and MKL take 0.16)."""
+    divides: a layer's weight gradient (Cora, 64 x 64, one thread: 0.09 ms where oneDNN
+    takes 0.16 and MKL 0.22)."""
     acc = np.zeros((h.shape[1], g.shape[1]), dtype=np.float32)
     i = r0
     while i + 4 <= r1:
@@ -429,94 +407,6 @@ def grad_weight(h, g, out, r0, r1):
             for q in range(g.shape[1]):
                 acc[a, q] += x * g[row, q]
     out[:, :] = acc
-
-
-@numba.njit(**_JIT)
-def _layer_backward_blocks(bits, w, args):
-    """:func:`layer_backward` for a ``G_H`` width that ``w`` (a literal) divides: four
-    rows at a time, ``w`` columns of ``G_H`` at a time summed in vector registers (stack
-    buffers of literal size, as in :func:`_propagate_blocks`), each weight row loaded once
-    for the four rows."""
-    numba.literally(bits)
-    numba.literally(w)
-    g_p, w_t, h_in, z, slope, raw, drop, scale, stride, offset = args[:10]
-    g_z, gb, gs, want_slope, g_w, r0, r1 = args[10:]
-    c_out, c = g_p.shape[1], w_t.shape[1]
-    a0 = numba.carray(_stack_f32(w), w)
-    a1 = numba.carray(_stack_f32(w), w)
-    a2 = numba.carray(_stack_f32(w), w)
-    a3 = numba.carray(_stack_f32(w), w)
-    mask = (raw, raw.view(np.int16), drop, scale, numba.carray(_stack_f32(w), w))
-    pos0 = _row_start(bits, raw.size, stride, offset, r0)
-    i = r0
-    while i < r1:
-        m = min(4, r1 - i)  # rows in this block (the last block may have fewer)
-        i1, i2, i3 = min(i + 1, r1 - 1), min(i + 2, r1 - 1), min(i + 3, r1 - 1)
-        pos1 = _next_row(bits, raw.size, stride, pos0[0], pos0[1], pos0[2])
-        pos2 = _next_row(bits, raw.size, stride, pos1[0], pos1[1], pos1[2])
-        pos3 = _next_row(bits, raw.size, stride, pos2[0], pos2[1], pos2[2])
-        q0 = 0
-        while q0 < c:  # (a range with step w here keeps the sums out of registers)
-            # G_H[i:i+4, q0:q0+w] = G_P[i:i+4] W^T[:, q0:q0+w]
-            _rows_times(g_p, w_t, (i, i1, i2, i3), q0, (a0, a1, a2, a3))
-            _grad_z_block(a0, bits, mask, pos0, z, slope, g_z, gb, gs, want_slope, i, q0)
-            if m > 1:
-                _grad_z_block(a1, bits, mask, pos1, z, slope, g_z, gb, gs, want_slope, i1, q0)
-            if m > 2:
-                _grad_z_block(a2, bits, mask, pos2, z, slope, g_z, gb, gs, want_slope, i2, q0)
-            if m > 3:
-                _grad_z_block(a3, bits, mask, pos3, z, slope, g_z, gb, gs, want_slope, i3, q0)
-            q0 += w
-        # grad W += H[i:i+4]^T G_P[i:i+4]
-        if m == 4:
-            _grad_w_block(64, h_in, g_p, g_w, i)
-        else:
-            for row in range(i, i + m):
-                for a in range(c):
-                    x = h_in[row, a]
-                    for q in range(c_out):
-                        g_w[a, q] += x * g_p[row, q]
-        pos0 = _next_row(bits, raw.size, stride, pos3[0], pos3[1], pos3[2])
-        i += 4
-
-
-@numba.njit(**_JIT, inline="always")
-def _layer_backward_rows(bits, args):
-    _layer_backward_blocks(bits, 64, args)
-
-
-@numba.njit(**_JIT)
-def layer_backward(
-    g_p, w_t, h_in, z, slope, raw, bits, drop, scale, stride, offset, g_z, g_bias, g_slope,
-    want_slope, g_w, r0, r1,
-):  # fmt: skip
-    """Rows ``r0:r1`` of one backward step through a layer and the activation below it,
-    in one pass: ``G_H = G_P W^T`` (``w_t`` = ``W^T``, ``[c_out, 64]``), then
-    :func:`activation_backward` of ``G_H`` (``g_z``, ``g_bias``, ``g_slope``), and the
-    weight gradient ``H^T G_P`` (``h_in`` = ``H``) into ``g_w``; ``z``, the mask and
-    the slopes as in :func:`activation_backward`. Both widths must be multiples of 64.
-
-    One pass reads ``G_P`` and ``H`` once, where the three products and the activation
-    pass apart read ``G_P`` twice and ``G_H`` and ``H`` once more each. Cora, one
-    thread, widths 64: 0.20 ms (0.22 with dropout) where oneDNN's ``G_P W^T`` and
-    ``H^T G_P`` take 0.10 and 0.16 ms and :func:`activation_backward` 0.04."""
-    c = w_t.shape[1]
-    gb = np.zeros(c, dtype=np.float32)
-    gs = np.zeros(c, dtype=np.float32)
-    gw = np.zeros((c, g_p.shape[1]), dtype=np.float32)
-    args = (
-        g_p, w_t, h_in, z, slope, raw, drop, scale, stride, offset, g_z, gb, gs, want_slope,
-        gw, r0, r1,
-    )  # fmt: skip
-    _by_lane_width(_layer_backward_rows, bits, args)
-    for q in range(c):
-        g_bias[q] += gb[q]
-    if want_slope:
-        for q in range(c):
-            g_slope[q] += gs[q]
-    for a in range(c):
-        for q in range(g_p.shape[1]):
-            g_w[a, q] = gw[a, q]
 
 
 @numba.njit(**_JIT)

@@ -96,13 +96,12 @@ def test_fast_matches_autograd_path(acts, kw, threads, monkeypatch):
 @pytest.mark.parametrize(("hidden", "out"), [(64, 3), (128, None)])
 @pytest.mark.parametrize("residual", [False, True])
 def test_numba_dense_kernels_match_autograd_path(hidden, out, p, residual, monkeypatch):
-    """Layers whose widths are multiples of 64 take H W through _kernels.matmul and their
-    backward step through _kernels.layer_backward (G_H, the activation below and grad W in
-    one pass), or, with residuals, grad W through _kernels.grad_weight: outputs and every
-    gradient as in the autograd path, for every activation (learned, negative and
-    channel-wise slopes included), with 1- and 16-bit dropout lanes, and with an output
-    layer of other width or of the same width."""
-    calls = {"matmul": 0, "layer_backward": 0, "grad_weight": 0}
+    """Layers whose widths are multiples of 64 take H W and G_P W^T through
+    _kernels.matmul and H^T G_P through _kernels.grad_weight: outputs and every gradient
+    as in the autograd path, for every activation (learned, negative and channel-wise
+    slopes included), residuals, 1- and 16-bit dropout lanes, and an output layer of
+    other width or of the same width."""
+    calls = {"matmul": 0, "grad_weight": 0}
     for name in calls:
         kernel = getattr(_kernels, name)
 
@@ -123,11 +122,11 @@ def test_numba_dense_kernels_match_autograd_path(hidden, out, p, residual, monke
         stack.train()
         runs.append(_run(stack, x, ei, fast, monkeypatch))
     _assert_same(runs[1], runs[0])
-    # per model: layer 1 always, layer 2 too where the output is `hidden` wide
+    # per model: H W and H^T G_P of layer 1, and of layer 2 where the output is `hidden`
+    # wide; G_P W^T of layers 1 and 2 (their inputs are `hidden` wide)
     per_model = 1 if out else 2
-    assert calls["matmul"] == len(acts) * per_model
-    assert calls["layer_backward"] == (0 if residual else len(acts) * per_model)
-    assert calls["grad_weight"] == (len(acts) * per_model if residual else 0)
+    assert calls["matmul"] == len(acts) * (per_model + 2)
+    assert calls["grad_weight"] == len(acts) * per_model
 
 
 def test_pre_activation_buffers_exist_before_the_models_threads_start(monkeypatch):
@@ -276,6 +275,26 @@ def test_kernels_match_torch(c):
     assert np.allclose(gz, ref_z.numpy(), atol=1e-5)
     assert np.allclose(gb, ref_z.sum(0).numpy(), atol=1e-4)
     assert np.allclose(gs, ref_s.numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("c", [64, 128])
+def test_dense_kernels_match_numpy(c):
+    """matmul on two row ranges (row counts that 4 does not divide) and grad_weight with a
+    tail of rows, against numpy; inputs of a width that 64 does not divide."""
+    rng = np.random.default_rng(0)
+    n, f = 37, 24
+    x = rng.standard_normal((n, f)).astype(np.float32)
+    b = rng.standard_normal((f, c)).astype(np.float32)
+    out = np.full((n, c), np.nan, np.float32)
+    for r0, r1 in ((0, 13), (13, n)):
+        _kernels.matmul(x, b, out, r0, r1)
+    assert np.allclose(out, x @ b, atol=1e-4)
+    g = rng.standard_normal((n, c)).astype(np.float32)
+    gw = np.full((f, c), np.nan, np.float32)
+    _kernels.grad_weight(x, g, gw, 0, n)
+    assert np.allclose(gw, x.T @ g, atol=1e-4)
+    _kernels.grad_weight(x, g, gw, 5, 30)  # written, not added: rows 5..29 alone
+    assert np.allclose(gw, x[5:30].T @ g[5:30], atol=1e-4)
 
 
 @pytest.mark.parametrize("p", [0.5, 0.25, 0.125, 0.3, 0.9, 1 / 256])
