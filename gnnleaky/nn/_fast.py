@@ -227,7 +227,10 @@ class _Workspace:
         width = max(widths[1 : num_acts + 1], default=0)
         self.eval = torch.empty(k, 2, n * width)
         self._eval_views: dict[tuple[int, int, int], tuple[Tensor, np.ndarray]] = {}
-        self.p = torch.empty(k, n * max(widths[1:]))  # each model's H W, layer after layer
+        # each model's H W, layer after layer, where numba's matmul computes it (layers
+        # after the first whose width 64 divides; see _forward_model)
+        numba_widths = [c for c in widths[2:] if c % 64 == 0]
+        self.p = torch.empty(k, n * max(numba_widths, default=0))
         self._p_views: dict[tuple[int, int], np.ndarray] = {}
         self._claim: Any = None
 
