@@ -174,8 +174,9 @@ def product_times(data, hidden: int = 64, own_gemms: bool = True) -> dict[str, f
     # gnnleaky's numba GEMMs (matmul, grad_weight: widths that 64 divides) beside oneDNN
     gn, wn, sq = g.numpy(), w.t().contiguous().numpy(), np.empty((c, c), np.float32)
     pn = np.empty((n, c), np.float32)
+    own = own_gemms and c % 64 == 0
     hw = {"onednn": lambda: lin(g, w), "numba": lambda: _kernels.matmul(gn, wn, pn, 0, n)}
-    if c % 64 or not own_gemms:
+    if not own:
         del hw["numba"]
     t["H W"] = best(hw)
     t["G W^T (grad H)"] = best(hw)
@@ -184,7 +185,7 @@ def product_times(data, hidden: int = 64, own_gemms: bool = True) -> dict[str, f
         "mkl": lambda: torch.mm(g.t(), g),
         "numba": lambda: _kernels.grad_weight(gn, gn, sq, 0, n),
     }
-    if c % 64 or not own_gemms:
+    if not own:
         del grad_w["numba"]
     t["H^T G (grad W)"] = best(grad_w)
     t["H W_out"] = timed(lambda: lin(g, w_out))
@@ -236,8 +237,23 @@ def kernel_table(data) -> None:
             ),
             "numba spmm": timed(lambda hn=hn, zn=zn: _kernels.spmm(*arrays, hn, zn, 0, n)),
             "numba fused +bias, leaky, dropout": timed(
-                lambda hn=hn, zn=zn, bn=bn, slope=slope, raw=raw: _kernels.propagate(
-                    *arrays, hn, bn, slope, raw, 1, 1, np.float32(2), True, False, zn, zn, 0, n
+                lambda hn=hn, zn=zn, bn=bn, slope=slope, raw=raw, w=width: _kernels.propagate(
+                    *arrays,
+                    hn,
+                    bn,
+                    slope,
+                    raw,
+                    1,
+                    1,
+                    np.float32(2),
+                    w,
+                    0,
+                    True,
+                    False,
+                    zn,
+                    zn,
+                    0,
+                    n,
                 )
             ),
         }
@@ -247,11 +263,15 @@ def kernel_table(data) -> None:
         )
     lin = _fast._linear()
     h, g, w = torch.randn(n, 64), torch.randn(n, 64), torch.randn(64, 64)
+    hn, gn, wn = h.numpy(), g.numpy(), w.t().contiguous().numpy()
+    pn, gw = np.empty((n, 64), np.float32), np.empty((64, 64), np.float32)
     cells = {
         "H W, MKL mm": timed(lambda: h @ w),
         "H W, oneDNN": timed(lambda: lin(h, w)),
+        "H W, numba matmul": timed(lambda: _kernels.matmul(hn, wn, pn, 0, n)),
         "H^T G, MKL mm": timed(lambda: torch.mm(h.t(), g)),
         "H^T G, oneDNN (strided)": timed(lambda: lin(h.t(), g.t())),
+        "H^T G, numba grad_weight": timed(lambda: _kernels.grad_weight(hn, gn, gw, 0, n)),
     }
     print(
         "  dense [2708, 64] x [64, 64]: "

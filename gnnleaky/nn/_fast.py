@@ -195,6 +195,13 @@ def _model_masks(spec: _Spec, k: int, drawn: Any) -> list[_Mask]:
     return out
 
 
+def _numba_gemm(width: int) -> bool:
+    """Whether a dense product whose output is ``width`` wide runs as numba's
+    :func:`_kernels.matmul` / :func:`_kernels.grad_weight` (they take widths that 64
+    divides; on Cora 0.085 and 0.09 ms where oneDNN takes 0.10 and 0.16) or as oneDNN."""
+    return width % 64 == 0
+
+
 def _views(t: Tensor) -> tuple[list[Tensor], list[np.ndarray]]:
     """``[t[k] for k]`` as torch and as numpy views."""
     return list(t.unbind(0)), list(t.numpy())
@@ -229,7 +236,7 @@ class _Workspace:
         self._eval_views: dict[tuple[int, int, int], tuple[Tensor, np.ndarray]] = {}
         # each model's H W, layer after layer, where numba's matmul computes it (layers
         # after the first whose width 64 divides; see _forward_model)
-        numba_widths = [c for c in widths[2:] if c % 64 == 0]
+        numba_widths = [c for c in widths[2:] if _numba_gemm(c)]
         self.p = torch.empty(k, n * max(numba_widths, default=0))
         self._p_views: dict[tuple[int, int], np.ndarray] = {}
         self._claim: Any = None
@@ -308,7 +315,7 @@ def _forward_model(
         if layer == 0 and g.feats is not None:
             p = np.empty((n, c_out), dtype=np.float32)
             _kernels.spmm(*g.feats, weights[0][k].numpy(), p, 0, n)
-        elif layer > 0 and c_out % 64 == 0:  # (numba: 0.085 ms on Cora, oneDNN 0.10)
+        elif layer > 0 and _numba_gemm(c_out):
             p = bufs.p_view(k, c_out)
             _kernels.matmul(h.numpy(), w_np[layer][k], p, 0, n)
         else:
@@ -406,7 +413,7 @@ def _backward_model(
         _, _, g_p, g_p_np = row(c_out)
         _kernels.spmm(*g.a_t, g_z_np, g_p_np, 0, n)
         if layer > 0:
-            if c_in % 64 == 0:  # numba (0.085 ms on Cora, oneDNN 0.10)
+            if _numba_gemm(c_in):
                 g_h = scratch[2 + layer % 2, : n * c_in].view(n, c_in)
                 _kernels.matmul(g_p_np, spec.w_tc[layer][k], g_h.numpy(), 0, n)
             else:
@@ -420,7 +427,7 @@ def _backward_model(
             _kernels.spmm(*g.feats_t, g_p_np, g_w, 0, g_w.shape[0])
         elif layer == 0:
             grads_w[layer][k] = lin(g.x_t, g_p.t())
-        elif c_out % 64 == 0:
+        elif _numba_gemm(c_out):
             _kernels.grad_weight(h_in.numpy(), g_p_np, grads_w[layer][k].numpy(), 0, n)
         else:
             grads_w[layer][k] = lin(h_in.t(), g_p.t())
@@ -498,7 +505,7 @@ class _FastStack(torch.autograd.Function):
         saved = ctx.saved
         # W^T as contiguous [c_out, c_in] numpy arrays for numba's G_H = G_P W^T
         spec.w_tc = [
-            list(w.transpose(1, 2).contiguous().numpy()) if i and w.size(1) % 64 == 0 else None
+            list(w.transpose(1, 2).contiguous().numpy()) if i and _numba_gemm(w.size(1)) else None
             for i, w in enumerate(weights)
         ]
         _each_model(
