@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gnnleaky.bench.config import RunConfig
-from gnnleaky.nn import LeakyGNN, param_groups, slopes
+from gnnleaky.nn import LeakyGNN, _fast, param_groups, slopes
 from gnnleaky.nn.stacked import STACKABLE_CONVS, SeededDropout, StackedGNN
 from gnnleaky.utils import check_graph
 
@@ -317,84 +317,87 @@ def _train_bank(graph: _Graph, cfgs: Sequence[RunConfig], bank: _Bank) -> list[R
     train_idx = graph.masks["train"]
     y_train = graph.y[train_idx]
 
-    for epoch in range(1, cfg0.epochs + 1):
-        # -- one optimizer step for every model still training ---------------------------
-        bank.module.train()
-        opt.zero_grad(set_to_none=True)
-        out = bank.forward(graph)
-        logits = out[:, train_idx]
-        losses = (
-            F.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), y_train.repeat(bank.size), reduction="none"
-            )
-            .view(bank.size, -1)
-            .mean(1)
-        )
-        finite = torch.isfinite(losses).tolist()
-        ok = [i for i in range(bank.size) if finite[i]]
-        for i in range(bank.size):
-            if not finite[i]:
-                st = states[bank.ids[i]]
-                st.status, st.done = "failed", True
-                st.reason = f"non-finite loss at epoch {epoch}"
-        if ok:
-            # Indexing (not masking) keeps a NaN loss out of the other models' gradients.
-            losses[ok].sum().backward()
-            opt.step()
-        loss_values = losses.detach().tolist()
-        del out, logits, losses
-
-        # -- evaluation -----------------------------------------------------------------
-        bank.module.eval()
-        with torch.no_grad():
+    # torch's ops on one thread, the stacked models' fast path on torch's threads (see
+    # gnnleaky.nn._fast.model_threads)
+    with _fast.model_threads():
+        for epoch in range(1, cfg0.epochs + 1):
+            # -- one optimizer step for every model still training ---------------------------
+            bank.module.train()
+            opt.zero_grad(set_to_none=True)
             out = bank.forward(graph)
-            finite_out = torch.isfinite(out).flatten(1).all(1).tolist()
-            splits = {s: scorer(out, graph.y, idx) for s, idx in graph.masks.items()}
-        improved = []
-        for i in range(bank.size):
-            st = states[bank.ids[i]]
-            if st.done:
-                continue
-            st.epochs_run = epoch
-            if not finite_out[i]:
-                st.status, st.done = "failed", True
-                st.reason = f"non-finite outputs at epoch {epoch}"
-                continue
-            tr, va, te = splits["train"][i], splits["val"][i], splits["test"][i]
-            st.curve.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": loss_values[i],
-                    "train_score": tr,
-                    "val_score": va,
-                    "test_score": te,
-                }
+            logits = out[:, train_idx]
+            losses = (
+                F.cross_entropy(
+                    logits.reshape(-1, logits.size(-1)), y_train.repeat(bank.size), reduction="none"
+                )
+                .view(bank.size, -1)
+                .mean(1)
             )
-            if va > st.best_val:  # strict: ties keep the earliest epoch
-                st.best_val, st.best_epoch, st.scores = va, epoch, (tr, va, te)
-                improved.append(i)
-            elif cfg0.patience is not None and epoch - st.best_epoch >= cfg0.patience:
-                st.done = True
-        if improved:
-            params = bank.named_params()
+            finite = torch.isfinite(losses).tolist()
+            ok = [i for i in range(bank.size) if finite[i]]
+            for i in range(bank.size):
+                if not finite[i]:
+                    st = states[bank.ids[i]]
+                    st.status, st.done = "failed", True
+                    st.reason = f"non-finite loss at epoch {epoch}"
+            if ok:
+                # Indexing (not masking) keeps a NaN loss out of the other models' gradients.
+                losses[ok].sum().backward()
+                opt.step()
+            loss_values = losses.detach().tolist()
+            del out, logits, losses
+
+            # -- evaluation -----------------------------------------------------------------
+            bank.module.eval()
             with torch.no_grad():
-                if len(improved) == bank.size == k_total:  # all improved, none dropped yet
-                    # one foreach copy (a 64-layer model: 0.16 ms against 0.57 row by row)
-                    torch._foreach_copy_(
-                        [best[n] for n in params], [bank.rows(p) for p in params.values()]
-                    )
-                else:
-                    idx = torch.tensor(improved)
-                    orig = torch.tensor([bank.ids[i] for i in improved])
-                    for n, p in params.items():
-                        best[n].index_copy_(0, orig, bank.rows(p).detach().index_select(0, idx))
-        keep = [i for i in range(bank.size) if not states[bank.ids[i]].done]
-        if not keep:
-            break
-        if len(keep) < bank.size:
-            if bank.stacked:
-                bank, opt = bank.select(keep, opt, cfg0)
-            # (a single model that is done ends the loop above)
+                out = bank.forward(graph)
+                finite_out = torch.isfinite(out).flatten(1).all(1).tolist()
+                splits = {s: scorer(out, graph.y, idx) for s, idx in graph.masks.items()}
+            improved = []
+            for i in range(bank.size):
+                st = states[bank.ids[i]]
+                if st.done:
+                    continue
+                st.epochs_run = epoch
+                if not finite_out[i]:
+                    st.status, st.done = "failed", True
+                    st.reason = f"non-finite outputs at epoch {epoch}"
+                    continue
+                tr, va, te = splits["train"][i], splits["val"][i], splits["test"][i]
+                st.curve.append(
+                    {
+                        "epoch": epoch,
+                        "train_loss": loss_values[i],
+                        "train_score": tr,
+                        "val_score": va,
+                        "test_score": te,
+                    }
+                )
+                if va > st.best_val:  # strict: ties keep the earliest epoch
+                    st.best_val, st.best_epoch, st.scores = va, epoch, (tr, va, te)
+                    improved.append(i)
+                elif cfg0.patience is not None and epoch - st.best_epoch >= cfg0.patience:
+                    st.done = True
+            if improved:
+                params = bank.named_params()
+                with torch.no_grad():
+                    if len(improved) == bank.size == k_total:  # all improved, none dropped yet
+                        # one foreach copy (a 64-layer model: 0.16 ms against 0.57 row by row)
+                        torch._foreach_copy_(
+                            [best[n] for n in params], [bank.rows(p) for p in params.values()]
+                        )
+                    else:
+                        idx = torch.tensor(improved)
+                        orig = torch.tensor([bank.ids[i] for i in improved])
+                        for n, p in params.items():
+                            best[n].index_copy_(0, orig, bank.rows(p).detach().index_select(0, idx))
+            keep = [i for i in range(bank.size) if not states[bank.ids[i]].done]
+            if not keep:
+                break
+            if len(keep) < bank.size:
+                if bank.stacked:
+                    bank, opt = bank.select(keep, opt, cfg0)
+                # (a single model that is done ends the loop above)
 
     # -- best weights, per-layer metrics, slopes ---------------------------------------------
     with torch.no_grad():

@@ -23,11 +23,12 @@ slopes, residuals) live in a workspace reused from step to step (see
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -37,9 +38,11 @@ from torch import Tensor
 
 from gnnleaky.nn import _kernels
 
-__all__ = ["available", "fast_forward"]
+__all__ = ["available", "fast_forward", "model_threads"]
 
 _LOCK = threading.Lock()
+# rows per thread below which a model is not split over threads (see _Share)
+_SPLIT_MIN_ROWS = 256
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
 
@@ -73,6 +76,8 @@ def _linear() -> Callable[[Tensor, Tensor], Tensor]:
 
 
 def _pool(size: int) -> ThreadPoolExecutor:
+    """The models' threads (torch ops in them run on the caller's intra-op threads: one
+    inside :class:`_FastStack`)."""
     global _POOL, _POOL_SIZE
     with _LOCK:
         if _POOL is None or _POOL_SIZE != size:
@@ -94,6 +99,32 @@ class _SingleThreaded:
     def __exit__(self, *exc: Any) -> None:
         if self.prev != 1:
             torch.set_num_threads(self.prev)
+
+
+_LOCAL = threading.local()  # .threads: the fast path's threads inside model_threads()
+
+
+@contextlib.contextmanager
+def model_threads(threads: int | None = None) -> Iterator[None]:
+    """Inside the block, torch's own ops run on one intra-op thread while the fast path
+    spreads its models (or one model's rows) over ``threads`` threads (default: torch's
+    thread count on entry).
+
+    A torch op that runs on several threads leaves torch's OpenMP threads spinning for
+    some milliseconds after it, on the cores the models' threads need: a training loop's
+    optimizer step and loss on two threads slowed the next forward of a 64-layer Cora model
+    split over two cores by a third. Small ops (a training loop's loss, Adam on a GNN's
+    weights) lose little on one thread."""
+    n = threads or torch.get_num_threads()
+    if n < 1:
+        raise ValueError(f"threads must be a positive number, got {threads}")
+    prev = getattr(_LOCAL, "threads", None)
+    _LOCAL.threads = n
+    try:
+        with _SingleThreaded():
+            yield
+    finally:
+        _LOCAL.threads = prev
 
 
 class _Graph:
@@ -142,8 +173,27 @@ class _Spec:
         # z is kept where phi' cannot be read off h: residuals, learned slopes (negative
         # fixed slopes are decided per layer in _forward_model)
         self.keep_z = bool(module.residual) or (need_grad and slopes_grad)
-        self.threads = max(1, torch.get_num_threads())
-        self.workspace = _Workspace.of(module, g.num_nodes)
+        self.threads = getattr(_LOCAL, "threads", None) or max(1, torch.get_num_threads())
+        # fewer models than threads: each model's rows are split over the threads
+        n = g.num_nodes
+        split = self.k < self.threads and n >= self.threads * _SPLIT_MIN_ROWS
+        self.parties = self.threads if split else 1
+        # layers 1 .. u - 1 run as one kernel call (see _kernels.forward_layers) where the
+        # first u activated layers share a width that 64 divides, no activated layer is
+        # wider, and the masks come from the models' generators (or there are none)
+        u = _uniform(self.widths, self.num_acts)
+        c = self.widths[1]
+        self.u = (
+            u
+            if (
+                u >= 2
+                and _numba_gemm(c)
+                and max(self.widths[1 : self.num_acts + 1]) == c
+                and (self.p == 0.0 or self.generators is not None)
+            )
+            else 0
+        )
+        self.workspace = _Workspace.of(module, n)
 
 
 # random bytes, bits, drop, scale, row stride, column offset (see _kernels._keep_row)
@@ -172,14 +222,25 @@ def _masks(spec: _Spec) -> list[list[_Mask]] | None:
     return per_model
 
 
-def _model_masks(spec: _Spec, k: int, drawn: Any) -> list[_Mask]:
+class _ModelMasks(list):
+    """Model ``k``'s masks, one per activated layer (a list of :data:`_Mask`), and with its
+    own generator also the bytes of all layers (``raw``) and where each layer's start
+    (``starts``), for :func:`_kernels.forward_layers`."""
+
+    raw: np.ndarray = _kernels._NO_BYTES
+    starts: np.ndarray = np.zeros(0, dtype=np.int64)
+
+
+def _model_masks(spec: _Spec, k: int, drawn: Any) -> _ModelMasks:
     """Model ``k``'s masks for every activated layer. With its own generator, the words of
     all layers are drawn in one call: torch's CPU ``random_`` consumes the generator one
     word after the other, so this is the stream of one draw per layer (tested)."""
     if spec.p == 0.0:
-        return [_NO_MASK] * spec.num_acts
+        out = _ModelMasks([_NO_MASK] * spec.num_acts)
+        out.starts = np.zeros(spec.num_acts, dtype=np.int64)
+        return out
     if drawn is not None:
-        return drawn[k]
+        return _ModelMasks(drawn[k])
     from gnnleaky.nn.stacked import _lanes
 
     widths = spec.widths[1 : spec.num_acts + 1]
@@ -187,12 +248,22 @@ def _model_masks(spec: _Spec, k: int, drawn: Any) -> list[_Mask]:
     buf = torch.empty(sum(words for *_, words in lanes), dtype=torch.int64)
     buf.random_(-(2**63), 2**63 - 1, generator=spec.generators[k])
     raw = buf.numpy().view(np.uint8)
-    out, start = [], 0
-    for c, (bits, drop, scale, words) in zip(widths, lanes):
+    out, start = _ModelMasks(), 0
+    out.raw, out.starts = raw, np.zeros(len(widths), dtype=np.int64)
+    for layer, (c, (bits, drop, scale, words)) in enumerate(zip(widths, lanes)):
         drop -= (1 << 15) if bits == 16 else 0  # 16-bit lanes are signed
         out.append((raw[8 * start : 8 * (start + words)], bits, drop, np.float32(scale), c, 0))
+        out.starts[layer] = 8 * start
         start += words
     return out
+
+
+def _uniform(widths: Sequence[int], num_acts: int) -> int:
+    """How many leading activated layers have the first layer's output width."""
+    u = 0
+    while u < num_acts and widths[u + 1] == widths[1]:
+        u += 1
+    return u
 
 
 def _numba_gemm(width: int) -> bool:
@@ -226,25 +297,36 @@ class _Workspace:
     def __init__(self, k: int, n: int, widths: Sequence[int], num_acts: int) -> None:
         self.key = (k, n, tuple(widths), num_acts)
         self.n = n
-        self.h = [torch.empty(k, n, widths[i + 1]) for i in range(num_acts)]
+        # the first u layers (one width) as one block [K, u, N, C] (for the kernels of
+        # _kernels.forward_layers), the others apart
+        u = self.u = _uniform(widths, num_acts)
+        self.h_block = torch.empty(k, u, n, widths[1] if u else 0)
+        self.h = [self.h_block[:, i] for i in range(u)]
+        self.h += [torch.empty(k, n, widths[i + 1]) for i in range(u, num_acts)]
         # model k's views, made once (indexing a tensor costs about 1 us a call)
         self.h_views = [_views(t) for t in self.h]
         self._z: list[Tensor | None] = [None] * num_acts
+        self.z_block: Tensor | None = None  # (as h_block, once a layer below u needs z)
         self._z_views: list[Any] = [None] * num_acts
         width = max(widths[1 : num_acts + 1], default=0)
         self.eval = torch.empty(k, 2, n * width)
         self._eval_views: dict[tuple[int, int, int], tuple[Tensor, np.ndarray]] = {}
-        # each model's H W, layer after layer, where numba's matmul computes it (layers
-        # after the first whose width 64 divides; see _forward_model)
-        numba_widths = [c for c in widths[2:] if _numba_gemm(c)]
-        self.p = torch.empty(k, n * max(numba_widths, default=0))
-        self._p_views: dict[tuple[int, int], np.ndarray] = {}
+        # each model's products P = H W, two buffers used in turn by the layers (a model
+        # split over threads reads all rows of one layer's P while the next layer's rows
+        # are written; see _forward_model)
+        self.p = torch.empty(k, 2, n * max(widths[1:], default=0))
+        self._p_views: dict[tuple[int, int, int], tuple[Tensor, np.ndarray]] = {}
         self._claim: Any = None
 
     def need_z(self, layers: Sequence[int]) -> None:
         """Allocate the pre-activation buffers of ``layers`` (once; before the models'
         threads read them through :meth:`z_views`)."""
         for layer in layers:
+            if layer < self.u and self.z_block is None:
+                self.z_block = torch.empty_like(self.h_block)
+                for i in range(self.u):
+                    self._z[i] = self.z_block[:, i]
+                    self._z_views[i] = _views(self._z[i])
             if self._z[layer] is None:
                 self._z[layer] = torch.empty_like(self.h[layer])
                 self._z_views[layer] = _views(self._z[layer])
@@ -263,11 +345,13 @@ class _Workspace:
             v = self._eval_views[key] = (t, t.numpy())
         return v
 
-    def p_view(self, k: int, c: int) -> np.ndarray:
-        """Model ``k``'s buffer for a layer's ``H W``, as ``[N, c]``."""
-        v = self._p_views.get((k, c))
+    def p_view(self, k: int, parity: int, c: int) -> tuple[Tensor, np.ndarray]:
+        """Model ``k``'s buffer ``parity`` for a layer's ``H W``, as ``[N, c]``."""
+        key = (k, parity, c)
+        v = self._p_views.get(key)
         if v is None:
-            v = self._p_views[(k, c)] = self.p[k, : self.n * c].view(self.n, c).numpy()
+            t = self.p[k, parity, : self.n * c].view(self.n, c)
+            v = self._p_views[key] = (t, t.numpy())
         return v
 
     def claim(self) -> _Token | None:
@@ -288,6 +372,113 @@ class _Workspace:
         return ws
 
 
+def _bounds(n: int, index: int, parties: int, align: int) -> tuple[int, int]:
+    """Part ``index`` of ``range(n)`` cut in ``parties`` near-equal parts at multiples of
+    ``align``."""
+
+    def cut(i: int) -> int:
+        return n if i >= parties else n * i // parties // align * align
+
+    return cut(index), cut(index + 1)
+
+
+class _Share:
+    """Thread ``index``'s part of one model computed by ``parties`` threads: rows
+    ``r0:r1`` of every node-wise product, and rows ``f0:f1`` of the first layer's weight
+    gradient (one per input feature).
+
+    A layer's products are row-wise (``H W`` and the activation take row ``i`` from row
+    ``i``) except the sparse ones (``A P`` reads all rows of ``P``), so the threads meet
+    at a :func:`_kernels.barrier` (:meth:`wait`) once per layer and pass: before each
+    sparse product, when every thread has written its rows of the sparse product's input.
+    Buffers that a thread writes while the others may still read the previous layer's
+    come in pairs used in turn (``P`` in the forward, ``G_Z`` and ``G_H`` in the backward).
+    On Cora a barrier costs about 1 us, against 0.1 ms of products per layer."""
+
+    __slots__ = ("f0", "f1", "index", "parties", "r0", "r1", "round", "state")
+
+    def __init__(self, n: int, f: int, index: int, parties: int, state: np.ndarray) -> None:
+        self.index, self.parties, self.state, self.round = index, parties, state, 0
+        self.r0, self.r1 = _bounds(n, index, parties, 4)  # (numba's GEMMs: 4 rows a step)
+        self.f0, self.f1 = _bounds(f, index, parties, 1)
+
+    @property
+    def whole(self) -> bool:
+        return self.parties == 1
+
+    def rows(self, t: Tensor) -> Tensor:
+        """This thread's rows of ``t``."""
+        return t if self.parties == 1 else t[self.r0 : self.r1]
+
+    def advance(self, next_round: int) -> None:
+        """Take the barrier round a kernel returned (-1: another thread failed)."""
+        if next_round < 0:
+            raise RuntimeError("another thread computing the same model failed")
+        self.round = next_round
+
+    def wait(self) -> None:
+        """Wait for the other threads (nothing for a model that one thread computes)."""
+        if self.parties > 1:
+            self._check(_kernels.barrier(self.state, self.parties, self.round))
+
+    def _check(self, ok: bool) -> None:
+        self.round += 1
+        if not ok:
+            raise RuntimeError("another thread computing the same model failed")
+
+    def then(self, kernel: Callable[..., Any], after: Callable[..., bool], *args: Any) -> None:
+        """``kernel(*args)`` once the other threads have reached this point: ``after`` is
+        the kernel behind a :func:`_kernels.barrier`, in one call (threads that left a
+        barrier in Python would all ask for the GIL at once; in a virtual machine the one
+        that sleeps on it wakes tens of microseconds later)."""
+        if self.parties == 1:
+            kernel(*args)
+        else:
+            self._check(after(self.state, self.parties, self.round, *args))
+
+
+class _Saved(list):
+    """What a model's backward needs, per layer: (layer input, pre-activation or output as
+    a numpy view, dropout mask); and for :func:`_kernels.backward_layers` the workspace,
+    the masks and which layers kept ``z`` (set by :func:`_forward_stretch`)."""
+
+    bufs: Any = None
+    masks: Any = None
+    keep: Any = None
+
+
+def _forward_stretch(
+    spec: _Spec, k: int, masks: _ModelMasks, bufs: Any, share: _Share, saved: _Saved
+) -> Tensor:
+    """Layers ``1 .. u - 1`` of model ``k`` by one :func:`_kernels.forward_layers` call
+    (``share``'s rows); appends their entries to ``saved``; the output of layer ``u - 1``."""
+    g, u, c = spec.graph, spec.u, spec.widths[1]
+    n = g.num_nodes
+    if spec.need_grad:
+        negative = spec.negative
+        keep = np.array([spec.keep_z or negative[i][k] for i in range(u)])
+        h = bufs.h_block[k].numpy()
+        z = h if bufs.z_block is None else bufs.z_block[k].numpy()
+    else:  # the evaluation's two buffers (as wide as layer 1: see _Spec)
+        keep = np.zeros(u, dtype=np.bool_)
+        h = z = bufs.eval[k].view(2, n, c).numpy()
+    raw, bits, drop, scale = masks[1][:4]
+    next_round = _kernels.forward_layers(
+        *g.a, h, z, keep, bufs.p[k].numpy(), spec.w_stretch, spec.b_stretch, spec.s_np, k,
+        masks.raw, masks.starts, raw.size, bits, drop, scale, spec.residual, 1, u,
+        share.state, share.parties, share.round, share.r0, share.r1,
+    )  # fmt: skip
+    share.advance(next_round)
+    if not spec.need_grad:
+        return bufs.eval_view(k, (u - 1) % 2, c)[0]
+    h_views = bufs.h_views
+    saved.bufs, saved.masks, saved.keep = bufs, masks, keep
+    for layer in range(1, u):
+        z_np = bufs.z_views(layer)[1][k] if keep[layer] else h_views[layer][1][k]
+        saved.append((h_views[layer - 1][0][k], z_np, masks[layer]))
+    return h_views[u - 1][0][k]
+
+
 def _forward_model(
     spec: _Spec,
     k: int,
@@ -295,31 +486,37 @@ def _forward_model(
     biases: Sequence[Tensor],
     slopes: Tensor | None,
     out: Tensor,
-    drawn: Any,
+    masks: _ModelMasks,
     bufs: Any,
+    share: _Share,
 ) -> list[tuple[Tensor, np.ndarray | None, _Mask]]:
-    """Model ``k`` forward into ``out[k]``; returns what its backward needs, per layer:
-    (layer input, pre-activation or output as a numpy view, dropout mask)."""
+    """Model ``k`` forward into ``out[k]`` (``share``'s rows); returns what its backward
+    needs, per layer: (layer input, pre-activation or output as a numpy view, dropout
+    mask)."""
     g, lin = spec.graph, _linear()
-    n = g.num_nodes
     indptr, indices, values = g.a
+    r0, r1 = share.r0, share.r1
     # per-call views prepared once for all models (see _FastStack.forward)
     w_t, w_np, b_np, s_np = spec.w_t, spec.w_np, spec.b_np, spec.s_np
     negative = spec.negative
-    masks = _model_masks(spec, k, drawn)
-    saved = []
+    saved = _Saved()
     h = g.x
     out_k = out[k]
     for layer in range(spec.num_layers):
+        if 0 < layer < spec.u:  # layers 1 .. u - 1 in one kernel call
+            if layer == 1:
+                h = _forward_stretch(spec, k, masks, bufs, share, saved)
+            continue
         c_in, c_out = spec.widths[layer], spec.widths[layer + 1]
+        p_t, p = bufs.p_view(k, layer % 2, c_out)
         if layer == 0 and g.feats is not None:
-            p = np.empty((n, c_out), dtype=np.float32)
-            _kernels.spmm(*g.feats, weights[0][k].numpy(), p, 0, n)
+            _kernels.spmm(*g.feats, weights[0][k].numpy(), p, r0, r1)
         elif layer > 0 and _numba_gemm(c_out):
-            p = bufs.p_view(k, c_out)
-            _kernels.matmul(h.numpy(), w_np[layer][k], p, 0, n)
-        else:
+            _kernels.matmul(h.numpy(), w_np[layer][k], p, r0, r1)
+        elif share.whole:
             p = lin(h, w_t[layer][k]).numpy()
+        else:
+            p_t[r0:r1] = lin(h[r0:r1], w_t[layer][k])
         bias = b_np[layer][k]
         last = layer >= spec.num_acts
         if last:  # no activation: z is the output
@@ -338,20 +535,48 @@ def _forward_model(
             else:
                 h_next, h_np = bufs.eval_view(k, layer % 2, c_out)
                 z_np = h_np
-        _kernels.propagate(
+        share.then(  # once every row of P is written
+            _kernels.propagate, _kernels.propagate_after,
             indptr, indices, values, p, bias, slope, *mask, not last,
-            last or z_np is not h_np, z_np, h_np, 0, n,
+            last or z_np is not h_np, z_np, h_np, r0, r1,
         )  # fmt: skip
         del p
         if spec.residual and c_in == c_out:
-            h_next += h
+            share.rows(h_next).add_(share.rows(h))
         if spec.need_grad:
             # z_np is h_np where phi' is read off the output; None: no activation
             saved.append((h, None if last else z_np, mask))
         h = h_next
     if spec.num_acts == spec.num_layers:  # the last layer has an activation too
-        out_k.copy_(h)  # (h stays in the workspace, where the backward reads it)
+        share.rows(out_k).copy_(share.rows(h))  # (h stays in the workspace for the backward)
     return saved
+
+
+class _Grads:
+    """Weight, bias and slope gradients of all models: ``w[l]`` and ``b[l]`` one
+    ``[K, ...]`` tensor per layer, those of the layers below ``u`` views of one block
+    (for :func:`_kernels.backward_layers`); ``s`` ``[A, K, C]`` or ``None``."""
+
+    def __init__(self, spec: _Spec, weights: Sequence[Tensor], slopes: Tensor | None) -> None:
+        u, k, c = spec.u, spec.k, spec.widths[1]
+        self.w_block = torch.empty(max(u - 1, 0), k, c, c)
+        self.w = [torch.empty_like(weights[0])]
+        self.w += [self.w_block[i - 1] if i < u else torch.empty_like(w)
+                   for i, w in enumerate(weights) if i]  # fmt: skip
+        self.b_block = torch.zeros(u, k, c)
+        self.b = [self.b_block[i] if i < u else torch.zeros(k, spec.widths[i + 1])
+                  for i in range(spec.num_layers)]  # fmt: skip
+        self.s = None if slopes is None else torch.zeros_like(slopes)
+        # (a slope gradient nobody wants: an empty row per layer and model)
+        self.s_np = (np.zeros((spec.num_acts, k, 0), np.float32) if self.s is None
+                     else self.s.numpy())  # fmt: skip
+
+    def add(self, other: _Grads) -> None:
+        """Add another share's sums (not the first layer's weights, written in place)."""
+        torch._foreach_add_(self.w[1:], other.w[1:])
+        torch._foreach_add_(self.b, other.b)
+        if self.s is not None:
+            self.s += other.s
 
 
 def _backward_model(
@@ -361,102 +586,193 @@ def _backward_model(
     saved: list,
     weights: Sequence[Tensor],
     slopes: Tensor | None,
-    grads_w: list[Tensor],
-    grads_b: list[Tensor],
-    grad_s: Tensor | None,
+    grads: _Grads,
+    share: _Share,
+    scratch: Tensor | None,
 ) -> None:
-    """Model ``k``'s backward. Per layer: ``G_P = A^T G_Z``, ``G_H = G_P W^T``, the layer
-    below's ``G_Z`` from ``G_H``, then ``grad W = H^T G_P``. Taking the layer below's
-    activation pass before ``grad W`` lets that streaming pass (and not the GEMM) bring
-    ``H``, the layer's input, from memory: the activations of a deep model do not fit in
-    the caches (on Cora, 64 layers, one thread, with oneDNN's GEMMs: ``grad W`` 0.17 ms
-    against 0.22 in the other order, the activation pass 0.057 against 0.049; 3 ms less
-    per epoch). Where 64 divides the widths, numba's ``matmul`` and ``grad_weight`` take
-    the GEMMs (a kernel that did all three in one pass was 1 ms slower per 64-layer
-    epoch: the four rows of ``G_H`` it kept in registers left the activation pass no
-    cheaper, and it compiled for 24 s)."""
+    """Model ``k``'s backward (``share``'s rows). Per layer: ``G_P = A^T G_Z``,
+    ``G_H = G_P W^T``, the layer below's ``G_Z`` from ``G_H``, then ``grad W = H^T G_P``.
+    Taking the layer below's activation pass before ``grad W`` lets that streaming pass
+    (and not the GEMM) bring ``H``, the layer's input, from memory: the activations of a
+    deep model do not fit in the caches (on Cora, 64 layers, one thread, with oneDNN's
+    GEMMs: ``grad W`` 0.17 ms against 0.22 in the other order, the activation pass 0.057
+    against 0.049; 3 ms less per epoch). Where 64 divides the widths, numba's ``matmul``
+    and ``grad_weight`` take the GEMMs (a kernel that did all three in one pass was 1 ms
+    slower per 64-layer epoch: the four rows of ``G_H`` it kept in registers left the
+    activation pass no cheaper, and it compiled for 24 s).
+
+    The bias and slope gradients are added to ``grads``, the weight gradients written
+    there: a share's sums over its own rows, which the caller adds up, except for the
+    first layer's weights, whose rows the shares split (``f0:f1``) and write in place."""
     g, lin = spec.graph, _linear()
     n = g.num_nodes
+    r0, r1 = share.r0, share.r1
+    rows = share.rows
+    grads_w, grads_b, grad_s = grads.w, grads.b, grads.s
     s_np = None if slopes is None else slopes.numpy()
     want = grad_s is not None
-    # scratch rows reused layer after layer, as [N, c] views per width: G_Z, G_P, and two
-    # for G_H (a residual adds the G_H of the layer above to the next)
-    scratch = torch.empty(4, n * max(spec.widths[1:]))
-    rows: dict[int, tuple[Tensor, np.ndarray, Tensor, np.ndarray]] = {}
+    # scratch rows reused layer after layer, as [N, c] views per width: G_Z (two, used in
+    # turn), G_P, and G_H (two: a residual adds the G_H of the layer above to the next)
+    if scratch is None:
+        scratch = torch.empty(5, n * max(spec.widths[1:]))
+    views: dict[tuple[int, int], tuple[Tensor, np.ndarray]] = {}
 
-    def row(c: int) -> tuple[Tensor, np.ndarray, Tensor, np.ndarray]:
-        r = rows.get(c)
-        if r is None:
-            g_z_t, g_p_t = (scratch[i, : n * c].view(n, c) for i in (0, 1))
-            r = rows[c] = (g_z_t, g_z_t.numpy(), g_p_t, g_p_t.numpy())
-        return r
+    def slot(i: int, c: int) -> tuple[Tensor, np.ndarray]:
+        v = views.get((i, c))
+        if v is None:
+            t = scratch[i, : n * c].view(n, c)
+            v = views[(i, c)] = (t, t.numpy())
+        return v
 
     def grad_z(layer: int, grad: Tensor) -> np.ndarray:
         """``G_Z`` of ``layer`` from its output gradient (bias and slope gradients too)."""
         z, mask = saved[layer][1:]
         if z is None:  # last layer: no activation
-            torch.sum(grad, 0, out=grads_b[layer][k])
+            torch.sum(rows(grad), 0, out=grads_b[layer][k])
             return grad.numpy()
         # z: the pre-activation, or the output where phi' can be read off it
-        g_z_np = row(spec.widths[layer + 1])[1]
+        g_z_np = slot(layer % 2, spec.widths[layer + 1])[1]
         _kernels.activation_backward(
             grad.numpy(), z, s_np[layer, k], *mask, g_z_np, grads_b[layer][k].numpy(),
-            grad_s[layer, k].numpy() if want else _NO_SLOPE_GRAD, want, 0, n,
+            grad_s[layer, k].numpy() if want else _NO_SLOPE_GRAD, want, r0, r1,
         )  # fmt: skip
         return g_z_np
 
     grad = grad_out[k]  # (grad_out is contiguous)
     g_z_np = grad_z(spec.num_layers - 1, grad)
+    u = spec.u
     for layer in range(spec.num_layers - 1, -1, -1):
+        if 0 < layer < u:  # layers u - 1 .. 1 in one kernel call
+            if layer == u - 1:
+                bufs, masks = saved.bufs, saved.masks
+                h = bufs.h_block[k].numpy()
+                z = h if bufs.z_block is None else bufs.z_block[k].numpy()
+                raw, bits, drop, scale = masks[1][:4]
+                next_round = _kernels.backward_layers(
+                    *g.a_t, h, z, saved.keep, spec.wt_stretch, s_np, k, masks.raw,
+                    masks.starts, raw.size, bits, drop, scale, spec.residual, scratch.numpy(),
+                    grad.numpy(), grads.w_block.numpy(), grads.b_block.numpy(), grads.s_np,
+                    want, 1, u, share.state, share.parties, share.round, r0, r1,
+                )  # fmt: skip
+                share.advance(next_round)
+                c = spec.widths[1]
+                grad = slot(3 + 1, c)[0]
+                g_z_np = slot(0, c)[1]
+            continue
         h_in = saved[layer][0]
         c_in, c_out = spec.widths[layer], spec.widths[layer + 1]
-        _, _, g_p, g_p_np = row(c_out)
-        _kernels.spmm(*g.a_t, g_z_np, g_p_np, 0, n)
+        g_p, g_p_np = slot(2, c_out)
+        # once every row of G_Z is written
+        share.then(_kernels.spmm, _kernels.spmm_after, *g.a_t, g_z_np, g_p_np, r0, r1)
         if layer > 0:
+            g_h, g_h_np = slot(3 + layer % 2, c_in)
             if _numba_gemm(c_in):
-                g_h = scratch[2 + layer % 2, : n * c_in].view(n, c_in)
-                _kernels.matmul(g_p_np, spec.w_tc[layer][k], g_h.numpy(), 0, n)
-            else:
+                _kernels.matmul(g_p_np, spec.w_tc[layer][k], g_h_np, r0, r1)
+            elif share.whole:
                 g_h = lin(g_p, weights[layer][k])
+            else:
+                g_h[r0:r1] = lin(g_p[r0:r1], weights[layer][k])
             if spec.residual and c_in == c_out:
-                g_h += grad
+                rows(g_h).add_(rows(grad))
             grad = g_h
-            g_z_np = grad_z(layer - 1, grad)  # (into the G_Z row: g_p is not touched)
-        if layer == 0 and g.feats is not None:
-            g_w = grads_w[layer][k].numpy()
-            _kernels.spmm(*g.feats_t, g_p_np, g_w, 0, g_w.shape[0])
-        elif layer == 0:
-            grads_w[layer][k] = lin(g.x_t, g_p.t())
+            g_z_np = grad_z(layer - 1, grad)  # (into a G_Z row: g_p is not touched)
+        if layer == 0:
+            f0, f1 = share.f0, share.f1
+            if g.feats is not None:  # once every row of G_P is written
+                g_w = grads_w[0][k].numpy()
+                share.then(_kernels.spmm, _kernels.spmm_after, *g.feats_t, g_p_np, g_w, f0, f1)
+            elif share.whole:
+                grads_w[0][k] = lin(g.x_t, g_p.t())
+            else:
+                share.wait()  # every row of G_P written
+                grads_w[0][k][f0:f1] = lin(g.x_t[f0:f1], g_p.t())
         elif _numba_gemm(c_out):
-            _kernels.grad_weight(h_in.numpy(), g_p_np, grads_w[layer][k].numpy(), 0, n)
+            _kernels.grad_weight(h_in.numpy(), g_p_np, grads_w[layer][k].numpy(), r0, r1)
         else:
-            grads_w[layer][k] = lin(h_in.t(), g_p.t())
+            grads_w[layer][k] = lin(rows(h_in).t(), rows(g_p).t())
 
 
-def _each_model(spec: _Spec, fn: Callable[[int], Any]) -> list[Any]:
-    """``fn(k)`` for every model, each on one core: over a pool of
-    ``torch.get_num_threads()`` threads, or here for a single model or thread.
+def _each_model(spec: _Spec, fn: Callable[[int, _Share], Any]) -> list[Any]:
+    """``fn(k, share)`` for every model ``k``, each on one core: over a pool of
+    ``torch.get_num_threads()`` threads, or here for a single model or thread; with fewer
+    models than threads (and rows enough), each model split by rows over all threads
+    (:class:`_Share`), one model after the other. Returns the first share's results.
 
-    Every model runs with one intra-op thread. Splitting one model's ops over two cores
-    does not pay on this scale: two OpenMP runtimes (torch's and numba's) or torch's
-    intra-op GEMMs next to serial kernels leave spinning threads that slow the other
-    core down (a 64-layer Cora epoch took 42-71 ms with numba's row-parallel kernels and
-    torch's two-thread GEMMs, 81 ms with two-thread GEMMs alone, 60-66 ms on one core)."""
+    The caller (:class:`_FastStack`) has set torch to one intra-op thread, which the
+    pool's threads follow (setting it in each of them instead, per task, woke torch's
+    OpenMP threads, which then spun on the cores the models need: a 64-layer Cora model
+    split over two cores took 10.3 ms per evaluation forward against 6.0). Splitting one
+    model's ops over two cores
+    by torch's and numba's own threading does not pay on this scale: two OpenMP runtimes
+    (torch's and numba's) or torch's intra-op GEMMs next to serial kernels leave spinning
+    threads that slow the other core down (a 64-layer Cora epoch took 42-71 ms with
+    numba's row-parallel kernels and torch's two-thread GEMMs, 81 ms with two-thread GEMMs
+    alone, 60-66 ms on one core); threads that each run a whole model's layers on their
+    rows and meet at spinning barriers do (see ``docs/performance.md``)."""
+    n, f = spec.graph.num_nodes, spec.widths[0]
+    if spec.parties > 1:
+        return [_split(spec, fn, k, n, f) for k in range(spec.k)]
+
+    def whole(k: int) -> Any:
+        return fn(k, _Share(n, f, 0, 1, _NO_STATE))
+
     threads = spec.threads
     if spec.k == 1 or threads == 1:
-        with _SingleThreaded():
-            return [fn(k) for k in range(spec.k)]
+        return [whole(k) for k in range(spec.k)]
 
     def task(k: int) -> Any:
-        with _SingleThreaded(), torch.no_grad():
-            return fn(k)
+        with torch.no_grad():
+            return whole(k)
 
     return list(_pool(threads).map(task, range(spec.k)))
 
 
+_NO_STATE = np.zeros(2, dtype=np.int64)  # the barrier state of a model on one thread
+
+
+def _split(spec: _Spec, fn: Callable[[int, _Share], Any], k: int, n: int, f: int) -> Any:
+    """``fn(k, share)`` on ``spec.parties`` threads at once (this one and the pool's), each
+    with its share of the rows; the first share's result. A share that fails sets the
+    barrier's abort flag, so the others stop waiting for it."""
+    state = np.zeros(2, dtype=np.int64)
+    shares = [_Share(n, f, t, spec.parties, state) for t in range(spec.parties)]
+
+    def task(share: _Share) -> Any:
+        with torch.no_grad():
+            try:
+                return fn(k, share)
+            except BaseException:
+                state[1] = 1
+                raise
+
+    pool = _pool(spec.threads)
+    others = [pool.submit(task, share) for share in shares[1:]]
+    try:
+        first = task(shares[0])
+    finally:
+        for other in others:  # (the others stop at their next barrier if this one failed)
+            other.result()
+    return first
+
+
 class _FastStack(torch.autograd.Function):
+    """The K models' forward and backward. Every torch op in them runs on one intra-op
+    thread: one that ran on more would leave torch's OpenMP threads spinning for some
+    milliseconds after it, on the cores that the models' threads need (a 64-layer Cora
+    model split over two threads took as long as on one core after a two-thread copy)."""
+
     @staticmethod
     def forward(ctx: Any, spec: _Spec, slopes: Tensor, *params: Tensor) -> Tensor:
+        with _SingleThreaded():
+            return _FastStack._forward(ctx, spec, slopes, *params)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        with _SingleThreaded():
+            return _FastStack._backward(ctx, grad_out)
+
+    @staticmethod
+    def _forward(ctx: Any, spec: _Spec, slopes: Tensor, *params: Tensor) -> Tensor:
         layers = spec.num_layers
         weights = [p.detach() for p in params[:layers]]
         biases = [p.detach() for p in params[layers:]]
@@ -470,6 +786,9 @@ class _FastStack(torch.autograd.Function):
         spec.b_np = [b.numpy() for b in biases]
         spec.s_np = slopes_.numpy() if slopes_ is not None else None
         spec.negative = (slopes_ < 0).any(-1).tolist() if slopes_ is not None else None
+        if spec.u:  # layers 1 .. u - 1 as blocks: w [u - 1, K, C, C], b [K, u, C]
+            spec.w_stretch = torch.stack(weights[1 : spec.u]).numpy()
+            spec.b_stretch = torch.stack(biases[: spec.u], 1).numpy()
         bufs, token = spec.workspace, None
         if spec.need_grad:
             token = bufs.claim()
@@ -483,37 +802,59 @@ class _FastStack(torch.autograd.Function):
                     if spec.keep_z or (negative is not None and any(negative[layer]))
                 ]
             )
-        saved = _each_model(
-            spec,
-            lambda k: _forward_model(spec, k, weights, biases, slopes_, out, drawn, bufs),
-        )
+        # a split model's masks are drawn here, once; else by each model's thread
+        masks = [_model_masks(spec, k, drawn) for k in range(spec.k)] if spec.parties > 1 else None
+
+        def model(k: int, share: _Share) -> Any:
+            mk = _model_masks(spec, k, drawn) if masks is None else masks[k]
+            return _forward_model(spec, k, weights, biases, slopes_, out, mk, bufs, share)
+
+        saved = _each_model(spec, model)
         if spec.need_grad:
             ctx.spec, ctx.saved, ctx.token = spec, saved, token
             ctx.save_for_backward(slopes, *weights)
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+    def _backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         spec = ctx.spec
         slopes, *weights = (t.detach() for t in ctx.saved_tensors)
         layers = spec.num_layers
         need = ctx.needs_input_grad
-        grads_w = [torch.empty_like(w) for w in weights]
-        grads_b = [torch.zeros(spec.k, spec.widths[i + 1]) for i in range(layers)]
-        grad_s = torch.zeros_like(slopes) if need[1] and slopes.numel() else None
+        want_s = need[1] and slopes.numel() > 0
+        grads = _Grads(spec, weights, slopes if want_s else None)
         grad_out = grad_out.contiguous()
         saved = ctx.saved
-        # W^T as contiguous [c_out, c_in] numpy arrays for numba's G_H = G_P W^T
+        # W^T as contiguous [c_out, c_in] numpy arrays for numba's G_H = G_P W^T (layers
+        # 1 .. u - 1: one block [u - 1, K, C, C])
+        u = spec.u
         spec.w_tc = [
-            list(w.transpose(1, 2).contiguous().numpy()) if i and _numba_gemm(w.size(1)) else None
+            list(w.transpose(1, 2).contiguous().numpy())
+            if i >= max(u, 1) and _numba_gemm(w.size(1))
+            else None
             for i, w in enumerate(weights)
         ]
+        if u:
+            spec.wt_stretch = torch.stack(weights[1:u]).transpose(2, 3).contiguous().numpy()
+        # a split model: each share sums its rows' gradients apart (the first share into
+        # the results; the first layer's weights are split by rows, written in place), and
+        # the shares' scratch rows are shared
+        parts = [grads]
+        scratch = None
+        if spec.parties > 1:
+            for _ in range(spec.parties - 1):
+                parts.append(_Grads(spec, weights, grads.s))
+                parts[-1].w[0] = grads.w[0]
+            scratch = torch.empty(5, spec.graph.num_nodes * max(spec.widths[1:]))
         _each_model(
             spec,
-            lambda k: _backward_model(
-                spec, k, grad_out, saved[k], weights, slopes, grads_w, grads_b, grad_s
+            lambda k, share: _backward_model(
+                spec, k, grad_out, saved[k], weights, slopes, parts[share.index], share, scratch
             ),
         )
+        for part in parts[1:]:
+            grads.add(part)
+        grads_w, grads_b, grad_s = grads.w, grads.b, grads.s
         ctx.saved = ctx.token = None
         w_out = [gw if need[2 + i] else None for i, gw in enumerate(grads_w)]
         b_out = [gb if need[2 + layers + i] else None for i, gb in enumerate(grads_b)]

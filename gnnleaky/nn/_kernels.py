@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["activation_backward", "grad_weight", "matmul", "propagate", "spmm"]
+__all__ = ["activation_backward", "barrier", "grad_weight", "matmul", "propagate", "spmm"]
 
 _JIT = {"nogil": True, "fastmath": True, "cache": True, "boundscheck": False}
 _NO_BYTES = np.zeros(8, dtype=np.uint8)  # the random bytes of a pass without dropout
@@ -420,3 +421,152 @@ def spmm(indptr, indices, values, g, out, r0, r1):
         True, out, out, r0, r1,
     )  # fmt: skip
     _propagate_rows(0, args)
+
+
+@intrinsic
+def _atomic_add(typingctx, addr, value):
+    """Add ``value`` to the int64 at address ``addr`` atomically; the old value."""
+    if not isinstance(addr, types.Integer) or not isinstance(value, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        v = context.cast(builder, args[1], signature.args[1], types.int64)
+        return builder.atomic_rmw("add", ptr, v, "seq_cst")
+
+    return types.int64(addr, value), codegen
+
+
+@intrinsic
+def _atomic_load(typingctx, addr):
+    """The int64 at address ``addr``, read atomically (a fresh read on every call)."""
+    if not isinstance(addr, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return types.int64(addr), codegen
+
+
+@numba.njit(nogil=True, cache=True)
+def barrier(state, parties, round_):
+    """Wait until ``parties`` threads have reached barrier number ``round_`` (0, 1, ...;
+    each thread counts its own). ``state`` is an int64 array of two, zeroed before the
+    first round: ``state[0]`` counts arrivals, and ``state[1] != 0`` (set by a thread that
+    failed) ends the wait: the result is then ``False``.
+
+    The threads spin without the GIL: about 1 us per barrier for two threads, where a
+    ``threading.Barrier`` wakes its sleepers through the OS in tens of us."""
+    addr = state.ctypes.data
+    _atomic_add(addr, 1)
+    target = (round_ + 1) * parties
+    while _atomic_load(addr) < target:
+        if _atomic_load(addr + 8) != 0:
+            return False
+    return True
+
+
+@numba.njit(nogil=True, cache=True)
+def propagate_after(state, parties, round_, *args):
+    """:func:`barrier`, then :func:`propagate` (``args``) unless it failed: in one call,
+    so that the threads leaving the barrier do not all ask for the GIL at once."""
+    if not barrier(state, parties, round_):
+        return False
+    propagate(*args)
+    return True
+
+
+@numba.njit(nogil=True, cache=True)
+def spmm_after(state, parties, round_, *args):
+    """:func:`barrier`, then :func:`spmm` (``args``) unless it failed (see
+    :func:`propagate_after`)."""
+    if not barrier(state, parties, round_):
+        return False
+    spmm(*args)
+    return True
+
+
+@numba.njit(**_JIT)
+def forward_layers(
+    indptr, indices, values, h, z, keep_z, p, w, bias, slope, k, raw, starts, nbytes, bits,
+    drop, scale, residual, l0, l1, state, parties, round_, r0, r1,
+):  # fmt: skip
+    """Layers ``l0 .. l1 - 1`` (``l0 >= 1``) of model ``k``, rows ``r0:r1``: the layer
+    loop of a stretch of layers of one width ``C`` that 64 divides, in one call (no Python
+    between layers, and for a model split over threads no GIL to hand over).
+
+    ``h[l % len(h)]`` is layer ``l``'s output (``[N, C]``; one buffer per layer in
+    training, two used in turn in evaluation), its input that of ``l - 1``; ``z`` likewise,
+    written where ``keep_z[l]``; ``p[l % 2]`` the products ``H W`` (flat); ``w[l - 1, k]``
+    the weights, ``bias[k, l]`` and ``slope[l, k]`` the rest of layer ``l``; layer ``l``'s
+    dropout bytes are ``raw[starts[l] : starts[l] + nbytes]`` (see :func:`propagate`). With
+    ``parties > 1`` the threads meet at :func:`barrier` before each sparse product.
+    Returns the next barrier round, or -1 if another thread failed."""
+    n, c = h.shape[1], h.shape[2]
+    for layer in range(l0, l1):
+        h_in = h[(layer - 1) % h.shape[0]]
+        out = h[layer % h.shape[0]]
+        z_out = z[layer % z.shape[0]] if keep_z[layer] else out
+        pp = p[layer % 2, : n * c].reshape((n, c))
+        matmul(h_in, w[layer - 1, k], pp, r0, r1)
+        if parties > 1:
+            if not barrier(state, parties, round_):
+                return -1
+            round_ += 1
+        mask = raw[starts[layer] : starts[layer] + nbytes] if bits else raw
+        propagate(
+            indptr, indices, values, pp, bias[k, layer], slope[layer, k], mask, bits, drop,
+            scale, c, 0, True, keep_z[layer], z_out, out, r0, r1,
+        )  # fmt: skip
+        if residual:
+            for i in range(r0, r1):
+                for q in range(c):
+                    out[i, q] += h_in[i, q]
+    return round_
+
+
+@numba.njit(**_JIT)
+def backward_layers(
+    indptr, indices, values, h, z, keep_z, w_t, slope, k, raw, starts, nbytes, bits, drop,
+    scale, residual, scratch, grad, g_w, g_b, g_s, want_slope, l0, l1, state, parties,
+    round_, r0, r1,
+):  # fmt: skip
+    """The backward of :func:`forward_layers`' layers, ``l1 - 1`` down to ``l0``, rows
+    ``r0:r1`` (``indptr, indices, values``: the transposed operator; ``w_t[l - 1, k]``:
+    layer ``l``'s weights transposed, contiguous).
+
+    On entry ``scratch[(l1 - 1) % 2]`` holds the ``G_Z`` of layer ``l1 - 1`` (every row
+    once the threads have met) and ``grad`` its output gradient (read for residuals); per
+    layer ``G_P`` goes to ``scratch[2]``, ``G_H`` to ``scratch[3 + l % 2]`` and the layer
+    below's ``G_Z`` to ``scratch[(l - 1) % 2]`` (all flat), so on exit
+    ``scratch[(l0 - 1) % 2]`` holds the ``G_Z`` of layer ``l0 - 1``. ``g_w[l - 1, k]`` is
+    written, ``g_b[l, k]`` and ``g_s[l, k]`` (with ``want_slope``) are added to, as in
+    :func:`_fast._backward_model`. Returns the next barrier round, or -1."""
+    n, c = h.shape[1], h.shape[2]
+    for layer in range(l1 - 1, l0 - 1, -1):
+        g_z = scratch[layer % 2, : n * c].reshape((n, c))
+        g_p = scratch[2, : n * c].reshape((n, c))
+        g_h = scratch[3 + layer % 2, : n * c].reshape((n, c))
+        if parties > 1:
+            if not barrier(state, parties, round_):
+                return -1
+            round_ += 1
+        spmm(indptr, indices, values, g_z, g_p, r0, r1)
+        matmul(g_p, w_t[layer - 1, k], g_h, r0, r1)
+        if residual:
+            for i in range(r0, r1):
+                for q in range(c):
+                    g_h[i, q] += grad[i, q]
+        grad = g_h
+        below = layer - 1
+        z_below = z[below] if keep_z[below] else h[below]
+        mask = raw[starts[below] : starts[below] + nbytes] if bits else raw
+        activation_backward(
+            g_h, z_below, slope[below, k], mask, bits, drop, scale, c, 0,
+            scratch[below % 2, : n * c].reshape((n, c)), g_b[below, k], g_s[below, k],
+            want_slope, r0, r1,
+        )  # fmt: skip
+        grad_weight(h[below], g_p, g_w[layer - 1, k], r0, r1)
+    return round_

@@ -1,6 +1,8 @@
 """The fused CPU path of StackedGNN (gnnleaky.nn._fast, gnnleaky.nn._kernels) against the
 autograd path and plain torch references."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -95,21 +97,27 @@ def test_fast_matches_autograd_path(acts, kw, threads, monkeypatch):
 @pytest.mark.parametrize("p", [0.0, 0.5, 0.3])
 @pytest.mark.parametrize(("hidden", "out"), [(64, 3), (128, None)])
 @pytest.mark.parametrize("residual", [False, True])
-def test_numba_dense_kernels_match_autograd_path(hidden, out, p, residual, monkeypatch):
+@pytest.mark.parametrize("stretch", [True, False])
+def test_numba_dense_kernels_match_autograd_path(hidden, out, p, residual, stretch, monkeypatch):
     """Layers whose widths are multiples of 64 take H W and G_P W^T through
     _kernels.matmul and H^T G_P through _kernels.grad_weight: outputs and every gradient
     as in the autograd path, for every activation (learned, negative and channel-wise
     slopes included), residuals, 1- and 16-bit dropout lanes, and an output layer of
-    other width or of the same width."""
-    calls = {"matmul": 0, "grad_weight": 0}
-    for name in calls:
+    other width or of the same width. With ``stretch`` the layers after the first run
+    as one _kernels.forward_layers / backward_layers call per model; without, layer by
+    layer from Python."""
+    kernels = ["matmul", "grad_weight", "forward_layers", "backward_layers"]
+    calls: dict[str, list] = {name: [] for name in kernels}
+    for name in kernels:
         kernel = getattr(_kernels, name)
 
         def counted(*args, name=name, kernel=kernel):
-            calls[name] += 1
+            calls[name].append(args)
             return kernel(*args)
 
         monkeypatch.setattr(_kernels, name, counted)
+    if not stretch:
+        monkeypatch.setattr(_fast, "_uniform", lambda widths, num_acts: 0)
     acts = FIXED if residual else ACTS
     x, ei = _graph(n=70, e=300)
     runs = []
@@ -122,11 +130,141 @@ def test_numba_dense_kernels_match_autograd_path(hidden, out, p, residual, monke
         stack.train()
         runs.append(_run(stack, x, ei, fast, monkeypatch))
     _assert_same(runs[1], runs[0])
-    # per model: H W and H^T G_P of layer 1, and of layer 2 where the output is `hidden`
-    # wide; G_P W^T of layers 1 and 2 (their inputs are `hidden` wide)
-    per_model = 1 if out else 2
-    assert calls["matmul"] == len(acts) * (per_model + 2)
-    assert calls["grad_weight"] == len(acts) * per_model
+    # the activated layers of the hidden width: 1 and 2 (3 without an output layer)
+    u = 2 if out else 3
+    if stretch:  # layers 1 .. u - 1, one call per model and pass
+        for name in ("forward_layers", "backward_layers"):
+            assert len(calls[name]) == len(acts)
+            assert all(args[-7:-5] == (1, u) for args in calls[name])
+        # from Python: the output layer's G_P W^T (its input is `hidden` wide); without
+        # an output layer every layer after the first is in the stretch
+        assert len(calls["matmul"]) == len(acts) * (1 if out else 0)
+        assert not calls["grad_weight"]
+    else:
+        # per model: H W and H^T G_P of layer 1, and of layer 2 where the output is
+        # `hidden` wide; G_P W^T of layers 1 and 2 (their inputs are `hidden` wide)
+        per_model = u - 1
+        assert len(calls["matmul"]) == len(acts) * (per_model + 2)
+        assert len(calls["grad_weight"]) == len(acts) * per_model
+        assert not calls["forward_layers"] and not calls["backward_layers"]
+
+
+@pytest.mark.parametrize(
+    ("acts", "kw"),
+    [
+        (ACTS[:1], {}),  # one model on two threads
+        (ACTS[4:5], {}),  # learned channel-wise slopes
+        (FIXED[2:3], {"residual": True}),  # a negative slope, residuals
+        (ACTS[1:3], {"threads": 3}),  # two models on three threads
+    ],
+)
+@pytest.mark.parametrize(("hidden", "out"), [(64, 3), (64, None), (16, 3)])
+@pytest.mark.parametrize(("p", "generators"), [(0.0, True), (0.5, True), (0.3, False)])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_models_split_over_threads_match_autograd_path(
+    acts, kw, hidden, out, p, generators, sparse, monkeypatch
+):
+    """Fewer models than threads: each model's rows are split over the threads, which
+    meet at barriers (_fast._Share). Outputs and every gradient as in the autograd path,
+    with the layer stretch (hidden 64; not with masks drawn from the global generator)
+    and without it (hidden 16), dense and sparse features, dropout, residuals, learned
+    slopes; the split really ran."""
+    kw = dict(kw)
+    threads = kw.pop("threads", 2)
+    monkeypatch.setattr(_fast, "_SPLIT_MIN_ROWS", 1)
+    splits = []
+    split = _fast._split
+
+    def counted(spec, fn, k, n, f):
+        splits.append(spec.parties)
+        return split(spec, fn, k, n, f)
+
+    monkeypatch.setattr(_fast, "_split", counted)
+    x, ei = _graph(n=70, e=300, sparse=sparse)
+    prev = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        runs = []
+        for fast in (False, True):
+            stack = _stack(acts, num_layers=4, p=p, generators=generators, hidden=hidden,
+                           out=out, **kw)  # fmt: skip
+            stack.train()
+            runs.append(_run(stack, x, ei, fast, monkeypatch, seed=2))
+        _assert_same(runs[1], runs[0])
+    finally:
+        torch.set_num_threads(prev)
+    # a training forward and its backward, each model split over all threads
+    assert splits == [threads] * (2 * len(acts))
+
+
+def test_a_failing_share_stops_the_others(monkeypatch):
+    """An error in one thread of a split model ends the others' wait at the next barrier:
+    the forward raises it (no hang), and the next call works."""
+    monkeypatch.setattr(_fast, "available", lambda: True)
+    monkeypatch.setattr(_fast, "_SPLIT_MIN_ROWS", 1)
+    x, ei = _graph(n=70, e=300)
+    stack = _stack(ACTS[:1], num_layers=5, hidden=64)
+    stack.eval()
+    stretch = _fast._forward_stretch
+
+    def failing(spec, k, masks, bufs, share, saved):
+        if share.index == 1:
+            raise ValueError("share 1 failed")
+        return stretch(spec, k, masks, bufs, share, saved)
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            ref = stack(x, ei)
+            monkeypatch.setattr(_fast, "_forward_stretch", failing)
+            with pytest.raises((ValueError, RuntimeError), match="failed"):
+                stack(x, ei)
+            monkeypatch.setattr(_fast, "_forward_stretch", stretch)
+            assert torch.equal(stack(x, ei), ref)
+    finally:
+        torch.set_num_threads(prev)
+
+
+def test_share_bounds_cover_the_rows():
+    for n, parties in ((70, 2), (2708, 2), (9, 3), (5, 4)):
+        parts = [_fast._bounds(n, i, parties, 4) for i in range(parties)]
+        assert parts[0][0] == 0 and parts[-1][1] == n
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
+        assert all(r0 % 4 == 0 and r0 <= r1 for r0, r1 in parts)
+
+
+def test_model_threads(monkeypatch):
+    """Inside model_threads torch runs on one thread and the fast path on the threads
+    torch had (or those given); both are restored after; a bad count is refused."""
+    monkeypatch.setattr(_fast, "available", lambda: True)
+    prev = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen = []
+    spec_init = _fast._Spec.__init__
+
+    def spy(self, *args):
+        spec_init(self, *args)
+        seen.append((self.threads, torch.get_num_threads()))
+
+    monkeypatch.setattr(_fast._Spec, "__init__", spy)
+    x, ei = _graph()
+    stack = _stack(FIXED)
+    try:
+        with _fast.model_threads():
+            assert torch.get_num_threads() == 1
+            stack(x, ei)
+            with _fast.model_threads(3):
+                stack(x, ei)
+            stack(x, ei)
+        assert torch.get_num_threads() == 2
+        stack(x, ei)
+        with pytest.raises(ValueError, match="threads"):
+            with _fast.model_threads(-1):
+                pass
+    finally:
+        torch.set_num_threads(prev)
+    assert seen == [(2, 1), (3, 1), (2, 1), (2, 2)]
 
 
 def test_pre_activation_buffers_exist_before_the_models_threads_start(monkeypatch):
@@ -188,11 +326,13 @@ def test_eval_and_no_grad_match_autograd_path(monkeypatch):
     assert out.grad_fn is None
 
 
-def test_two_forwards_before_backward_keep_their_own_activations(monkeypatch):
-    """The second training forward must not overwrite the buffers the first one saved."""
+@pytest.mark.parametrize("hidden", [16, 64])
+def test_two_forwards_before_backward_keep_their_own_activations(hidden, monkeypatch):
+    """The second training forward must not overwrite the buffers the first one saved
+    (hidden 64: layers 1-3 as one kernel call)."""
     monkeypatch.setattr(_fast, "available", lambda: True)
     x, ei = _graph()
-    stack = _stack(FIXED, num_layers=5)
+    stack = _stack(FIXED, num_layers=5, hidden=hidden)
     x2 = x.flip(0).contiguous()
     first = stack(x, ei)
     second = stack(x2, ei)
