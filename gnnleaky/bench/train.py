@@ -19,6 +19,7 @@ Per-layer metrics (:func:`gnnleaky.spectral.layer_metrics`) are recorded before 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -317,9 +318,10 @@ def _train_bank(graph: _Graph, cfgs: Sequence[RunConfig], bank: _Bank) -> list[R
     train_idx = graph.masks["train"]
     y_train = graph.y[train_idx]
 
-    # torch's ops on one thread, the stacked models' fast path on torch's threads (see
-    # gnnleaky.nn._fast.model_threads)
-    with _fast.model_threads():
+    # on the fast path: torch's own ops on one thread, the stacked models on torch's
+    # threads (see gnnleaky.nn._fast.model_threads); other models keep torch's threads
+    fast = bank.stacked and bank.module._fast_path(graph.x)
+    with _fast.model_threads() if fast else contextlib.nullcontext():
         for epoch in range(1, cfg0.epochs + 1):
             # -- one optimizer step for every model still training ---------------------------
             bank.module.train()

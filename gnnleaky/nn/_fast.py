@@ -4,16 +4,22 @@ r"""The fast CPU path of :class:`~gnnleaky.nn.StackedGNN`: whole-network forward
 (:class:`_FastStack`) when the features are float32 on the CPU, need no gradient, and no
 hidden features are asked for. Its forward and backward are written out layer by layer,
 so a training step records one autograd node instead of about ten per layer, and each
-layer costs what its products cost plus little: forward, one oneDNN GEMM and one fused
-numba pass (:mod:`gnnleaky.nn._kernels`: sparse product, bias, activation and dropout);
-backward, one fused activation-gradient pass, one sparse product and two GEMMs.
+layer costs what its products cost plus little: forward, one GEMM and one fused numba
+pass (:mod:`gnnleaky.nn._kernels`: sparse product, bias, activation and dropout);
+backward, one fused activation-gradient pass, one sparse product and two GEMMs. Where
+the first ``u`` activated layers share a width that 64 divides (a GCN of hidden width
+64), layers ``1 .. u - 1`` run as one kernel call per pass
+(:func:`_kernels.forward_layers`, :func:`_kernels.backward_layers`): no Python between
+them.
 
-Parallelism. The K models are spread over a pool of ``torch.get_num_threads()`` Python
-threads, one model at a time per thread with one intra-op thread each: every op of a
-model runs on one core from start to end, with no hand-off between cores inside a layer
-(a ``[2708, 64]`` layer is too small to split well; see :func:`_each_model`). A single
-model runs on one core. Model ``k``'s numbers depend only on model ``k``: its dropout
-masks come from its own generator in layer order, exactly as in the autograd path.
+Parallelism. With at least as many models as threads (``torch.get_num_threads()``, or
+those of :func:`model_threads`), the K models are spread over a pool of Python threads,
+one model at a time per thread: every op of a model runs on one core from start to end.
+With fewer, each model's rows are split over all threads (:class:`_Share`), which meet
+at a spinning barrier before each sparse product (on Cora, a 64-layer model on two
+cores: 5.8 ms per evaluation forward against 9.2 on one). Every torch op inside runs on
+one intra-op thread. Model ``k``'s numbers depend only on model ``k``: its dropout masks
+come from its own generator in layer order, exactly as in the autograd path.
 
 Memory. The tensors the backward needs (each activated layer's output, and its
 pre-activation where :math:`\phi'` cannot be read off the output: learned or negative
@@ -76,8 +82,8 @@ def _linear() -> Callable[[Tensor, Tensor], Tensor]:
 
 
 def _pool(size: int) -> ThreadPoolExecutor:
-    """The models' threads (torch ops in them run on the caller's intra-op threads: one
-    inside :class:`_FastStack`)."""
+    """The models' threads (each runs torch on one intra-op thread: see
+    :func:`_one_thread_here`)."""
     global _POOL, _POOL_SIZE
     with _LOCK:
         if _POOL is None or _POOL_SIZE != size:
@@ -698,8 +704,9 @@ def _each_model(spec: _Spec, fn: Callable[[int, _Share], Any]) -> list[Any]:
     models than threads (and rows enough), each model split by rows over all threads
     (:class:`_Share`), one model after the other. Returns the first share's results.
 
-    The caller (:class:`_FastStack`) has set torch to one intra-op thread, which the
-    pool's threads follow (setting it in each of them instead, per task, woke torch's
+    Torch runs on one intra-op thread everywhere here: the caller (:class:`_FastStack`)
+    sets it for this thread, and each pool thread is set once for good
+    (:func:`_one_thread_here`; setting it back and forth around each task woke torch's
     OpenMP threads, which then spun on the cores the models need: a 64-layer Cora model
     split over two cores took 10.3 ms per evaluation forward against 6.0). Splitting one
     model's ops over two cores
@@ -721,6 +728,7 @@ def _each_model(spec: _Spec, fn: Callable[[int, _Share], Any]) -> list[Any]:
         return [whole(k) for k in range(spec.k)]
 
     def task(k: int) -> Any:
+        _one_thread_here()
         with torch.no_grad():
             return whole(k)
 
@@ -728,6 +736,16 @@ def _each_model(spec: _Spec, fn: Callable[[int, _Share], Any]) -> list[Any]:
 
 
 _NO_STATE = np.zeros(2, dtype=np.int64)  # the barrier state of a model on one thread
+
+
+def _one_thread_here() -> None:
+    """One intra-op thread for good in this pool thread (torch keeps the count per thread
+    once a thread has set or read it). A pool thread that never did would run oneDNN on
+    OpenMP's default team: the extra OpenMP threads that made then turned OpenMP's
+    spin-waiting down for the whole process, and PyG's ops ran up to 4x slower after
+    (a 64-layer epoch: 440 ms against 250)."""
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 def _split(spec: _Spec, fn: Callable[[int, _Share], Any], k: int, n: int, f: int) -> Any:
@@ -738,6 +756,7 @@ def _split(spec: _Spec, fn: Callable[[int, _Share], Any], k: int, n: int, f: int
     shares = [_Share(n, f, t, spec.parties, state) for t in range(spec.parties)]
 
     def task(share: _Share) -> Any:
+        _one_thread_here()
         with torch.no_grad():
             try:
                 return fn(k, share)

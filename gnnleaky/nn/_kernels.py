@@ -18,6 +18,12 @@ these kernels do the rest in one pass over the rows each:
   registers (0.085 and 0.09 ms on Cora where oneDNN takes 0.10 and 0.16).
 * :func:`spmm` - ``A^T G`` (the backward of the propagation, with the CSR transpose), and
   the products with sparse node features: :func:`propagate` without bias or activation.
+* :func:`forward_layers` and :func:`backward_layers` - the layer loop of a stretch of
+  layers of one width, forward and backward, in one call (the kernels above, layer after
+  layer, without Python between them).
+* :func:`barrier` - where threads that split one model's rows meet (a spinning barrier on
+  an atomic counter); :func:`propagate_after` and :func:`spmm_after` wait at it and run
+  their kernel in the same call.
 
 ``phi(z) = z`` for ``z > 0`` and ``slope[c] * z`` otherwise (ReLU: slope 0, Leaky ReLU: a
 fixed slope, PReLU: learned, identity: 1); the gradient at ``z = 0`` is the slope, as in
@@ -41,7 +47,18 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["activation_backward", "barrier", "grad_weight", "matmul", "propagate", "spmm"]
+__all__ = [
+    "activation_backward",
+    "backward_layers",
+    "barrier",
+    "forward_layers",
+    "grad_weight",
+    "matmul",
+    "propagate",
+    "propagate_after",
+    "spmm",
+    "spmm_after",
+]
 
 _JIT = {"nogil": True, "fastmath": True, "cache": True, "boundscheck": False}
 _NO_BYTES = np.zeros(8, dtype=np.uint8)  # the random bytes of a pass without dropout

@@ -74,6 +74,35 @@ def test_stacked_equals_one_by_one_with_dropout(data):
         _assert_same(a, b)
 
 
+def test_fast_path_groups_train_with_torch_on_one_thread(data, monkeypatch):
+    """A stacked group on the fast path runs its epochs inside model_threads (torch's ops
+    on one thread, the models on torch's threads); a single model off the fast path keeps
+    torch's threads."""
+    from gnnleaky.nn import _fast
+
+    seen = []
+    opt_step = torch.optim.Adam.step
+
+    def step(self, *a, **kw):
+        seen.append(torch.get_num_threads())
+        return opt_step(self, *a, **kw)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    prev = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cfgs = _cfgs(KINDS[:2], seeds=(0,), epochs=3, patience=None, metrics=())
+        train_group(data, cfgs)
+        assert seen == [1] * 3
+        assert torch.get_num_threads() == 2
+        seen.clear()
+        monkeypatch.setattr(_fast, "available", lambda: False)
+        train_group(data, cfgs)
+        assert seen == [2] * 3
+    finally:
+        torch.set_num_threads(prev)
+
+
 def test_early_stopping_and_best_epoch_bookkeeping(data):
     cfgs = _cfgs(KINDS[:2], seeds=(0, 1, 2), epochs=60, patience=5, metrics=())
     for r in train_group(data, cfgs):
