@@ -180,10 +180,12 @@ class _Spec:
         # fixed slopes are decided per layer in _forward_model)
         self.keep_z = bool(module.residual) or (need_grad and slopes_grad)
         self.threads = getattr(_LOCAL, "threads", None) or max(1, torch.get_num_threads())
-        # fewer models than threads: each model's rows are split over the threads
+        # models that do not fill a round of threads (all of them with fewer models than
+        # threads: k >= split_from) have their rows split over all threads
         n = g.num_nodes
-        split = self.k < self.threads and n >= self.threads * _SPLIT_MIN_ROWS
-        self.parties = self.threads if split else 1
+        split = self.threads > 1 and n >= self.threads * _SPLIT_MIN_ROWS
+        self.split_from = self.k - self.k % self.threads if split else self.k
+        self.parties = self.threads if self.split_from < self.k else 1
         # layers 1 .. u - 1 run as one kernel call (see _kernels.forward_layers) where the
         # first u activated layers share a width that 64 divides, no activated layer is
         # wider, and the masks come from the models' generators (or there are none)
@@ -577,12 +579,13 @@ class _Grads:
         self.s_np = (np.zeros((spec.num_acts, k, 0), np.float32) if self.s is None
                      else self.s.numpy())  # fmt: skip
 
-    def add(self, other: _Grads) -> None:
-        """Add another share's sums (not the first layer's weights, written in place)."""
-        torch._foreach_add_(self.w[1:], other.w[1:])
-        torch._foreach_add_(self.b, other.b)
+    def add(self, other: _Grads, start: int) -> None:
+        """Add another share's sums for models ``start ..`` (not the first layer's
+        weights, written in place)."""
+        torch._foreach_add_([w[start:] for w in self.w[1:]], [w[start:] for w in other.w[1:]])
+        torch._foreach_add_([b[start:] for b in self.b], [b[start:] for b in other.b])
         if self.s is not None:
-            self.s += other.s
+            self.s[:, start:] += other.s[:, start:]
 
 
 def _backward_model(
@@ -699,9 +702,10 @@ def _backward_model(
 
 
 def _each_model(spec: _Spec, fn: Callable[[int, _Share], Any]) -> list[Any]:
-    """``fn(k, share)`` for every model ``k``, each on one core: over a pool of
-    ``torch.get_num_threads()`` threads, or here for a single model or thread; with fewer
-    models than threads (and rows enough), each model split by rows over all threads
+    """``fn(k, share)`` for every model ``k``: one model per thread over a pool of
+    ``spec.threads`` threads (here for a single model or thread); the models that do not
+    fill a round of threads (``k >= spec.split_from``; all of them with fewer models than
+    threads, and rows enough) after them, each split by rows over all threads
     (:class:`_Share`), one model after the other. Returns the first share's results.
 
     Torch runs on one intra-op thread everywhere here: the caller (:class:`_FastStack`)
@@ -717,22 +721,21 @@ def _each_model(spec: _Spec, fn: Callable[[int, _Share], Any]) -> list[Any]:
     alone, 60-66 ms on one core); threads that each run a whole model's layers on their
     rows and meet at spinning barriers do (see ``docs/performance.md``)."""
     n, f = spec.graph.num_nodes, spec.widths[0]
-    if spec.parties > 1:
-        return [_split(spec, fn, k, n, f) for k in range(spec.k)]
+    split = [_split(spec, fn, k, n, f) for k in range(spec.split_from, spec.k)]
 
     def whole(k: int) -> Any:
         return fn(k, _Share(n, f, 0, 1, _NO_STATE))
 
-    threads = spec.threads
-    if spec.k == 1 or threads == 1:
-        return [whole(k) for k in range(spec.k)]
+    threads, rounds = spec.threads, range(spec.split_from)
+    if spec.split_from <= 1 or threads == 1:
+        return [whole(k) for k in rounds] + split
 
     def task(k: int) -> Any:
         _one_thread_here()
         with torch.no_grad():
             return whole(k)
 
-    return list(_pool(threads).map(task, range(spec.k)))
+    return list(_pool(threads).map(task, rounds)) + split
 
 
 _NO_STATE = np.zeros(2, dtype=np.int64)  # the barrier state of a model on one thread
@@ -821,11 +824,11 @@ class _FastStack(torch.autograd.Function):
                     if spec.keep_z or (negative is not None and any(negative[layer]))
                 ]
             )
-        # a split model's masks are drawn here, once; else by each model's thread
-        masks = [_model_masks(spec, k, drawn) for k in range(spec.k)] if spec.parties > 1 else None
+        # a split model's masks are drawn here, once; the others' by each model's thread
+        split_masks = {k: _model_masks(spec, k, drawn) for k in range(spec.split_from, spec.k)}
 
         def model(k: int, share: _Share) -> Any:
-            mk = _model_masks(spec, k, drawn) if masks is None else masks[k]
+            mk = split_masks[k] if k in split_masks else _model_masks(spec, k, drawn)
             return _forward_model(spec, k, weights, biases, slopes_, out, mk, bufs, share)
 
         saved = _each_model(spec, model)
@@ -865,14 +868,16 @@ class _FastStack(torch.autograd.Function):
                 parts.append(_Grads(spec, weights, grads.s))
                 parts[-1].w[0] = grads.w[0]
             scratch = torch.empty(5, spec.graph.num_nodes * max(spec.widths[1:]))
-        _each_model(
-            spec,
-            lambda k, share: _backward_model(
-                spec, k, grad_out, saved[k], weights, slopes, parts[share.index], share, scratch
-            ),
-        )
+
+        def model(k: int, share: _Share) -> None:
+            mine = scratch if share.parties > 1 else None
+            _backward_model(
+                spec, k, grad_out, saved[k], weights, slopes, parts[share.index], share, mine
+            )
+
+        _each_model(spec, model)
         for part in parts[1:]:
-            grads.add(part)
+            grads.add(part, spec.split_from)
         grads_w, grads_b, grad_s = grads.w, grads.b, grads.s
         ctx.saved = ctx.token = None
         w_out = [gw if need[2 + i] else None for i, gw in enumerate(grads_w)]

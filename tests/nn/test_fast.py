@@ -160,6 +160,7 @@ def test_numba_dense_kernels_match_autograd_path(hidden, out, p, residual, stret
         (ACTS[4:5], {}),  # learned channel-wise slopes
         (FIXED[2:3], {"residual": True}),  # a negative slope, residuals
         (ACTS[1:3], {"threads": 3}),  # two models on three threads
+        (ACTS[3:6], {}),  # three models on two threads: two side by side, one split
     ],
 )
 @pytest.mark.parametrize(("hidden", "out"), [(64, 3), (64, None), (16, 3)])
@@ -168,8 +169,9 @@ def test_numba_dense_kernels_match_autograd_path(hidden, out, p, residual, stret
 def test_models_split_over_threads_match_autograd_path(
     acts, kw, hidden, out, p, generators, sparse, monkeypatch
 ):
-    """Fewer models than threads: each model's rows are split over the threads, which
-    meet at barriers (_fast._Share). Outputs and every gradient as in the autograd path,
+    """Models that do not fill a round of threads (all with fewer models than threads)
+    have their rows split over the threads, which meet at barriers (_fast._Share); the
+    others run one per thread. Outputs and every gradient as in the autograd path,
     with the layer stretch (hidden 64; not with masks drawn from the global generator)
     and without it (hidden 16), dense and sparse features, dropout, residuals, learned
     slopes; the split really ran."""
@@ -197,8 +199,8 @@ def test_models_split_over_threads_match_autograd_path(
         _assert_same(runs[1], runs[0])
     finally:
         torch.set_num_threads(prev)
-    # a training forward and its backward, each model split over all threads
-    assert splits == [threads] * (2 * len(acts))
+    # a training forward and its backward, each split model over all threads
+    assert splits == [threads] * (2 * (len(acts) % threads))
 
 
 def test_a_failing_share_stops_the_others(monkeypatch):
