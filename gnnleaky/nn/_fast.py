@@ -30,6 +30,7 @@ slopes, residuals) live in a workspace reused from step to step (see
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
 import threading
@@ -183,9 +184,11 @@ class _Spec:
         # models that do not fill a round of threads (all of them with fewer models than
         # threads: k >= split_from) have their rows split over all threads
         n = g.num_nodes
-        split = self.threads > 1 and n >= self.threads * _SPLIT_MIN_ROWS
+        # (over at most as many threads as cores: a barrier waits for every thread)
+        parties = min(self.threads, _cores())
+        split = parties > 1 and n >= parties * _SPLIT_MIN_ROWS
         self.split_from = self.k - self.k % self.threads if split else self.k
-        self.parties = self.threads if self.split_from < self.k else 1
+        self.parties = parties if self.split_from < self.k else 1
         # layers 1 .. u - 1 run as one kernel call (see _kernels.forward_layers) where the
         # first u activated layers share a width that 64 divides, no activated layer is
         # wider, and the masks come from the models' generators (or there are none)
@@ -738,7 +741,25 @@ def _each_model(spec: _Spec, fn: Callable[[int, _Share], Any]) -> list[Any]:
     return list(_pool(threads).map(task, rounds)) + split
 
 
-_NO_STATE = np.zeros(2, dtype=np.int64)  # the barrier state of a model on one thread
+_NO_STATE = np.zeros(3, dtype=np.int64)  # the barrier state of a model on one thread
+
+
+@functools.lru_cache(maxsize=1)
+def _sched_yield() -> int:
+    """The address of the C library's ``sched_yield`` (0 where there is none): a thread
+    that has waited long at a barrier gives its core away (see :func:`_kernels.barrier`)."""
+    try:
+        return ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value or 0
+    except (AttributeError, OSError, TypeError):
+        return 0
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on every platform)
+        return os.cpu_count() or 1
 
 
 def _one_thread_here() -> None:
@@ -755,7 +776,7 @@ def _split(spec: _Spec, fn: Callable[[int, _Share], Any], k: int, n: int, f: int
     """``fn(k, share)`` on ``spec.parties`` threads at once (this one and the pool's), each
     with its share of the rows; the first share's result. A share that fails sets the
     barrier's abort flag, so the others stop waiting for it."""
-    state = np.zeros(2, dtype=np.int64)
+    state = np.array([0, 0, _sched_yield()], dtype=np.int64)
     shares = [_Share(n, f, t, spec.parties, state) for t in range(spec.parties)]
 
     def task(share: _Share) -> Any:

@@ -467,21 +467,44 @@ def _atomic_load(typingctx, addr):
     return types.int64(addr), codegen
 
 
+@intrinsic
+def _call_int_fn(typingctx, addr):
+    """Call the C function ``int f(void)`` at address ``addr`` (an argument, so that no
+    address is baked into cached code)."""
+    if not isinstance(addr, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(32), [])
+        return builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [])
+
+    return types.int32(addr), codegen
+
+
+_SPINS = 20_000  # busy checks (tens of us) before a waiting thread yields its core
+
+
 @numba.njit(nogil=True, cache=True)
 def barrier(state, parties, round_):
     """Wait until ``parties`` threads have reached barrier number ``round_`` (0, 1, ...;
-    each thread counts its own). ``state`` is an int64 array of two, zeroed before the
-    first round: ``state[0]`` counts arrivals, and ``state[1] != 0`` (set by a thread that
-    failed) ends the wait: the result is then ``False``.
+    each thread counts its own). ``state`` is an int64 array of three, set before the
+    first round: ``state[0]`` counts arrivals (0), ``state[1] != 0`` (set by a thread that
+    failed) ends the wait, and the result is then ``False``; ``state[2]`` is the address
+    of ``sched_yield`` (or 0), which a thread calls between checks once it has waited
+    ``_SPINS`` checks, so that threads that outnumber the free cores still progress.
 
     The threads spin without the GIL: about 1 us per barrier for two threads, where a
     ``threading.Barrier`` wakes its sleepers through the OS in tens of us."""
     addr = state.ctypes.data
     _atomic_add(addr, 1)
     target = (round_ + 1) * parties
+    spins = 0
     while _atomic_load(addr) < target:
         if _atomic_load(addr + 8) != 0:
             return False
+        spins += 1
+        if spins > _SPINS and state[2] != 0:
+            _call_int_fn(state[2])
     return True
 
 

@@ -178,6 +178,8 @@ def test_models_split_over_threads_match_autograd_path(
     kw = dict(kw)
     threads = kw.pop("threads", 2)
     monkeypatch.setattr(_fast, "_SPLIT_MIN_ROWS", 1)
+    # (threads beyond the cores are tested too: waiting threads yield their core)
+    monkeypatch.setattr(_fast, "_cores", lambda: threads)
     splits = []
     split = _fast._split
 
@@ -230,6 +232,41 @@ def test_a_failing_share_stops_the_others(monkeypatch):
             assert torch.equal(stack(x, ei), ref)
     finally:
         torch.set_num_threads(prev)
+
+
+def test_barrier_counts_rounds_and_aborts():
+    """Four threads (more than this machine may have cores: waiting threads yield) meet
+    100 times; a failed thread's flag ends a wait with False."""
+    import threading
+
+    state = np.array([0, 0, _fast._sched_yield()], dtype=np.int64)
+    results = []
+
+    def meet():
+        results.append(all(_kernels.barrier(state, 4, r) for r in range(100)))
+
+    threads = [threading.Thread(target=meet) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results == [True] * 4 and state[0] == 400
+    state = np.array([0, 1, 0], dtype=np.int64)  # flagged: the second party never comes
+    assert not _kernels.barrier(state, 2, 0)
+
+
+def test_split_takes_at_most_the_cores(monkeypatch):
+    x, ei = _graph()
+    stack = _stack(ACTS[:1])
+    monkeypatch.setattr(_fast, "_SPLIT_MIN_ROWS", 1)
+    monkeypatch.setattr(_fast, "_cores", lambda: 1)
+    with _fast.model_threads(4):
+        spec = _fast._Spec(stack, _fast.graph(stack._operators(x, ei, None), x), False, False)
+    assert (spec.threads, spec.parties, spec.split_from) == (4, 1, 1)
+    monkeypatch.setattr(_fast, "_cores", lambda: 3)
+    with _fast.model_threads(4):
+        spec = _fast._Spec(stack, _fast.graph(stack._operators(x, ei, None), x), False, False)
+    assert (spec.threads, spec.parties, spec.split_from) == (4, 3, 0)
 
 
 def test_share_bounds_cover_the_rows():
