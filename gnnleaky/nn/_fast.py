@@ -15,7 +15,8 @@ them.
 Parallelism. With at least as many models as threads (``torch.get_num_threads()``, or
 those of :func:`model_threads`), the K models are spread over a pool of Python threads,
 one model at a time per thread: every op of a model runs on one core from start to end.
-With fewer, each model's rows are split over all threads (:class:`_Share`), which meet
+The models that do not fill a round of threads (all of them with fewer models than
+threads) have their rows split over all threads (:class:`_Share`), which meet
 at a spinning barrier before each sparse product (on Cora, a 64-layer model on two
 cores: 5.8 ms per evaluation forward against 9.2 on one). Every torch op inside runs on
 one intra-op thread. Model ``k``'s numbers depend only on model ``k``: its dropout masks
@@ -234,9 +235,9 @@ def _masks(spec: _Spec) -> list[list[_Mask]] | None:
 
 
 class _ModelMasks(list):
-    """Model ``k``'s masks, one per activated layer (a list of :data:`_Mask`), and with its
-    own generator also the bytes of all layers (``raw``) and where each layer's start
-    (``starts``), for :func:`_kernels.forward_layers`."""
+    """Model ``k``'s masks, one per activated layer (a list of :data:`_Mask`); with its
+    own generator also the bytes of all layers (``raw``) and the offset of each layer's
+    bytes in them (``starts``), for :func:`_kernels.forward_layers`."""
 
     raw: np.ndarray = _kernels._NO_BYTES
     starts: np.ndarray = np.zeros(0, dtype=np.int64)
