@@ -592,6 +592,32 @@ class _Grads:
             self.s[:, start:] += other.s[:, start:]
 
 
+def _backward_stretch(
+    spec: _Spec,
+    k: int,
+    saved: _Saved,
+    s_np: np.ndarray,
+    grads: _Grads,
+    share: _Share,
+    scratch: Tensor,
+    grad: Tensor,
+) -> None:
+    """Layers ``u - 1 .. 1`` of model ``k``'s backward by one
+    :func:`_kernels.backward_layers` call (``share``'s rows), from the ``G_Z`` of layer
+    ``u - 1`` in its scratch row and its output gradient ``grad``."""
+    bufs, masks = saved.bufs, saved.masks
+    h = bufs.h_block[k].numpy()
+    z = h if bufs.z_block is None else bufs.z_block[k].numpy()
+    raw, bits, drop, scale = masks[1][:4]
+    next_round = _kernels.backward_layers(
+        *spec.graph.a_t, h, z, saved.keep, spec.wt_stretch, s_np, k, masks.raw, masks.starts,
+        raw.size, bits, drop, scale, spec.residual, scratch.numpy(), grad.numpy(),
+        grads.w_block.numpy(), grads.b_block.numpy(), grads.s_np, grads.s is not None, 1,
+        spec.u, share.state, share.parties, share.round, share.r0, share.r1,
+    )  # fmt: skip
+    share.advance(next_round)
+
+
 def _backward_model(
     spec: _Spec,
     k: int,
@@ -657,20 +683,9 @@ def _backward_model(
     for layer in range(spec.num_layers - 1, -1, -1):
         if 0 < layer < u:  # layers u - 1 .. 1 in one kernel call
             if layer == u - 1:
-                bufs, masks = saved.bufs, saved.masks
-                h = bufs.h_block[k].numpy()
-                z = h if bufs.z_block is None else bufs.z_block[k].numpy()
-                raw, bits, drop, scale = masks[1][:4]
-                next_round = _kernels.backward_layers(
-                    *g.a_t, h, z, saved.keep, spec.wt_stretch, s_np, k, masks.raw,
-                    masks.starts, raw.size, bits, drop, scale, spec.residual, scratch.numpy(),
-                    grad.numpy(), grads.w_block.numpy(), grads.b_block.numpy(), grads.s_np,
-                    want, 1, u, share.state, share.parties, share.round, r0, r1,
-                )  # fmt: skip
-                share.advance(next_round)
-                c = spec.widths[1]
-                grad = slot(3 + 1, c)[0]
-                g_z_np = slot(0, c)[1]
+                _backward_stretch(spec, k, saved, s_np, grads, share, scratch, grad)
+                # where the kernel leaves layer 1's G_H and layer 0's G_Z
+                grad, g_z_np = slot(3 + 1 % 2, spec.widths[1])[0], slot(0, spec.widths[1])[1]
             continue
         h_in = saved[layer][0]
         c_in, c_out = spec.widths[layer], spec.widths[layer + 1]
