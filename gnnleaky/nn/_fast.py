@@ -122,10 +122,20 @@ def model_threads(threads: int | None = None) -> Iterator[None]:
     some milliseconds after it, on the cores the models' threads need: a training loop's
     optimizer step and loss on two threads slowed the next forward of a 64-layer Cora model
     split over two cores by a third. Small ops (a training loop's loss, Adam on a GNN's
-    weights) lose little on one thread."""
-    n = threads or torch.get_num_threads()
-    if n < 1:
-        raise ValueError(f"threads must be a positive number, got {threads}")
+    weights) lose little on one thread.
+
+    Example::
+
+        stack = StackedGNN.from_models(models)
+        with model_threads():  # (torch.get_num_threads() threads for the models)
+            for epoch in range(200):
+                opt.zero_grad()
+                loss_fn(stack(x, edge_index)).backward()
+                opt.step()
+    """
+    n = torch.get_num_threads() if threads is None else threads
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     prev = getattr(_LOCAL, "threads", None)
     _LOCAL.threads = n
     try:
@@ -348,23 +358,25 @@ class _Workspace:
         (allocated by :meth:`need_z`)."""
         return self._z_views[layer]
 
+    def _pair_view(
+        self, pair: Tensor, views: dict, k: int, parity: int, c: int
+    ) -> tuple[Tensor, np.ndarray]:
+        """Model ``k``'s buffer ``parity`` of ``pair`` (``[K, 2, N * width]``) as an
+        ``[N, c]`` tensor and numpy view, made once per key."""
+        key = (k, parity, c)
+        v = views.get(key)
+        if v is None:
+            t = pair[k, parity, : self.n * c].view(self.n, c)
+            v = views[key] = (t, t.numpy())
+        return v
+
     def eval_view(self, k: int, parity: int, c: int) -> tuple[Tensor, np.ndarray]:
         """Model ``k``'s ping-pong buffer ``parity`` of the evaluation, as ``[N, c]``."""
-        key = (k, parity, c)
-        v = self._eval_views.get(key)
-        if v is None:
-            t = self.eval[k, parity, : self.n * c].view(self.n, c)
-            v = self._eval_views[key] = (t, t.numpy())
-        return v
+        return self._pair_view(self.eval, self._eval_views, k, parity, c)
 
     def p_view(self, k: int, parity: int, c: int) -> tuple[Tensor, np.ndarray]:
         """Model ``k``'s buffer ``parity`` for a layer's ``H W``, as ``[N, c]``."""
-        key = (k, parity, c)
-        v = self._p_views.get(key)
-        if v is None:
-            t = self.p[k, parity, : self.n * c].view(self.n, c)
-            v = self._p_views[key] = (t, t.numpy())
-        return v
+        return self._pair_view(self.p, self._p_views, k, parity, c)
 
     def claim(self) -> _Token | None:
         """A token for ``z`` and ``h`` if no live graph holds them, else ``None``."""

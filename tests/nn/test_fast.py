@@ -302,9 +302,10 @@ def test_model_threads(monkeypatch):
             stack(x, ei)
         assert torch.get_num_threads() == 2
         stack(x, ei)
-        with pytest.raises(ValueError, match="threads"):
-            with _fast.model_threads(-1):
-                pass
+        for bad in (-1, 0, 1.5, True):
+            with pytest.raises(ValueError, match="threads"):
+                with _fast.model_threads(bad):
+                    pass
     finally:
         torch.set_num_threads(prev)
     assert seen == [(2, 1), (3, 1), (2, 1), (2, 2)]
