@@ -446,9 +446,7 @@ class _Share:
             self._check(_kernels.barrier(self.state, self.parties, self.round))
 
     def _check(self, ok: bool) -> None:
-        self.round += 1
-        if not ok:
-            raise RuntimeError("another thread computing the same model failed")
+        self.advance(self.round + 1 if ok else -1)
 
     def then(self, kernel: Callable[..., Any], after: Callable[..., bool], *args: Any) -> None:
         """``kernel(*args)`` once the other threads have reached this point: ``after`` is
@@ -744,8 +742,8 @@ def _each_model(spec: _Spec, fn: Callable[[int, _Share], Any]) -> list[Any]:
     (:func:`_one_thread_here`; setting it back and forth around each task woke torch's
     OpenMP threads, which then spun on the cores the models need: a 64-layer Cora model
     split over two cores took 10.3 ms per evaluation forward against 6.0). Splitting one
-    model's ops over two cores
-    by torch's and numba's own threading does not pay on this scale: two OpenMP runtimes
+    model's ops over two cores by torch's and numba's own threading does not pay on this
+    scale: two OpenMP runtimes
     (torch's and numba's) or torch's intra-op GEMMs next to serial kernels leave spinning
     threads that slow the other core down (a 64-layer Cora epoch took 42-71 ms with
     numba's row-parallel kernels and torch's two-thread GEMMs, 81 ms with two-thread GEMMs
@@ -905,8 +903,8 @@ class _FastStack(torch.autograd.Function):
             else None
             for i, w in enumerate(weights)
         ]
-        if u:
-            spec.wt_stretch = torch.stack(weights[1:u]).transpose(2, 3).contiguous().numpy()
+        if u:  # (the forward stacked these weights already)
+            spec.wt_stretch = np.ascontiguousarray(spec.w_stretch.transpose(0, 1, 3, 2))
         # a split model: each share sums its rows' gradients apart (the first share into
         # the results; the first layer's weights are split by rows, written in place), and
         # the shares' scratch rows are shared
