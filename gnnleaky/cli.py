@@ -208,7 +208,7 @@ def _cmd_energy(args: argparse.Namespace) -> int:
             model = LeakyGNN(**cfg.model_kwargs(data.num_features, data.num_classes)).eval()
         cache = GraphCache(data.edge_index, data.num_nodes)
         with torch.no_grad():
-            _, hidden = model(data.x, data.edge_index, return_hidden=True)
+            _, hidden = model.forward_hidden(data.x, data.edge_index)
         rows = []
         for stage, feats in (("pre", hidden.pre), ("post", hidden.post)):
             for layer, h in enumerate(feats):

@@ -214,7 +214,7 @@ base = LeakyGNN(data.num_features, 64, DEPTH, act='relu').eval()
 
 def spectra(model, x, edge_index):
     with torch.no_grad():
-        _, hidden = model(x, edge_index, return_hidden=True)
+        _, hidden = model.forward_hidden(x, edge_index)
     out = []
     for layer, h in enumerate(hidden.post):
         sd = spectral_density(h, edge_index, num_moments=MOMENTS)

@@ -28,7 +28,7 @@ from torch_geometric.explain.algorithm import ExplainerAlgorithm
 from torch_geometric.explain.config import MaskType, ModelMode
 
 from gnnleaky.analysis._common import eval_mode
-from gnnleaky.nn.activation import activation
+from gnnleaky.nn.activation import ActivationSpec
 from gnnleaky.utils import check_features
 
 __all__ = ["Saliency", "compare_saliency", "saliency", "with_activation"]
@@ -178,10 +178,11 @@ def with_activation(
         raise ValueError(f"model must have .acts (a LeakyGNN), got {type(model).__name__}")
     out = copy.deepcopy(model)
     width = getattr(model, "hidden_channels", None)
-    for i in range(len(out.acts)):
-        out.acts[i] = activation(act, channels=width, **act_kwargs)
-    if isinstance(act, str):
-        out.act_name = act
+    spec = ActivationSpec(act, act_kwargs)
+    for i in range(getattr(out, "num_activations", len(out.acts))):
+        out.acts[i] = spec.build(width)
+    if hasattr(out, "_act_spec"):
+        out._act_spec = spec
         out.act_kwargs = dict(act_kwargs)
     return out
 

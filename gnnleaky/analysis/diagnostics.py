@@ -46,9 +46,9 @@ def _hidden(
         )
     check_graph(x, edge_index, edge_weight)
     with torch.no_grad(), eval_mode(model):
-        _, hidden = model(x, edge_index, edge_weight, return_hidden=True)
+        _, hidden = model.forward_hidden(x, edge_index, edge_weight)
     # Only activated layers: the output layer has no activation.
-    return [h.detach() for h in hidden.pre[: len(model.acts)]]
+    return [h.detach() for h in hidden.pre[: model.num_activations]]
 
 
 def _act_slopes(model: torch.nn.Module) -> list[Tensor]:
@@ -56,7 +56,7 @@ def _act_slopes(model: torch.nn.Module) -> list[Tensor]:
     nan = torch.tensor([float("nan")], dtype=torch.float64)
     return [
         table[f"acts.{i}"].detach().double().flatten() if f"acts.{i}" in table else nan
-        for i in range(len(model.acts))
+        for i in range(model.num_activations)
     ]
 
 

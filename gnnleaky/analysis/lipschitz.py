@@ -36,7 +36,7 @@ from gnnleaky.analysis._common import (
     slope_factor,
 )
 from gnnleaky.nn.activation import PReLU
-from gnnleaky.nn.models import LeakyGNN
+from gnnleaky.nn.models import GCN, LeakyGNN
 from gnnleaky.utils import check_features
 
 __all__ = ["lipschitz_bound", "lipschitz_lower_bound", "operator_norm"]
@@ -200,8 +200,13 @@ def lipschitz_bound(
     """
     if not isinstance(model, LeakyGNN):
         raise ValueError(f"model must be a gnnleaky.nn.LeakyGNN, got {type(model).__name__}")
-    if model.conv != "gcn":
-        raise ValueError(f"lipschitz_bound supports conv='gcn' only, got conv={model.conv!r}")
+    if not isinstance(model, GCN):
+        raise ValueError(f"lipschitz_bound supports GCN models only, got {type(model).__name__}")
+    if any(not c.add_self_loops or c.improved or not c.normalize for c in model.convs):
+        raise ValueError(
+            "lipschitz_bound supports GCNConv layers with normalize=True, add_self_loops=True "
+            "and improved=False (the operator it bounds)"
+        )
     if model.jk_mode not in (None, "last"):
         raise ValueError(f"lipschitz_bound supports jk=None or 'last', got jk={model.jk_mode!r}")
     n = num_nodes_of(edge_index, num_nodes)
@@ -213,7 +218,7 @@ def lipschitz_bound(
     for i, conv in enumerate(model.convs):
         weight = conv.lin.weight.detach().double()
         w_norm = float(torch.linalg.matrix_norm(weight, ord=2))
-        act = model.acts[i] if i < len(model.acts) else torch.nn.Identity()
+        act = model.acts[i] if i < model.num_activations else torch.nn.Identity()
         norm = model.norms[i]
         s_factor, n_factor = _act_factor(act), _norm_factor(norm)
         factor = a_norm * w_norm * s_factor * n_factor

@@ -206,9 +206,11 @@ class _Bank:
         return p if self.stacked else p.unsqueeze(0)
 
     def forward(self, graph: _Graph, hidden: bool = False) -> Any:
-        out = self.module(graph.x, graph.edge_index, return_hidden=hidden)
         if self.stacked:
-            return out
+            return self.module(graph.x, graph.edge_index, return_hidden=hidden)
+        if not hidden:
+            return self.module(graph.x, graph.edge_index).unsqueeze(0)
+        out = self.module.forward_hidden(graph.x, graph.edge_index)
         if hidden:
             out, h = out
             return out.unsqueeze(0), (

@@ -1,7 +1,11 @@
-"""Layers: message-passing GNNs whose every layer owns its activation."""
+"""Layers: PyG's GNN models whose every layer owns its activation.
+
+``from gnnleaky.nn import GCN`` in place of ``from torch_geometric.nn.models import GCN``.
+"""
 
 from gnnleaky.nn.activation import (
     ACTIVATIONS,
+    ActivationSpec,
     PReLU,
     SlopeBounds,
     activation,
@@ -10,18 +14,39 @@ from gnnleaky.nn.activation import (
     slope_parameters,
     slopes,
 )
-from gnnleaky.nn.models import CONVS, Hidden, LeakyGNN
+from gnnleaky.nn.models import (
+    GAT,
+    GCN,
+    GCNII,
+    GIN,
+    MODELS,
+    PNA,
+    EdgeCNN,
+    GraphSAGE,
+    Hidden,
+    LeakyGNN,
+    model_class,
+)
 from gnnleaky.nn.stacked import StackedGNN
 
 __all__ = [
     "ACTIVATIONS",
-    "CONVS",
+    "GAT",
+    "GCN",
+    "GCNII",
+    "GIN",
+    "MODELS",
+    "PNA",
+    "ActivationSpec",
+    "EdgeCNN",
+    "GraphSAGE",
     "Hidden",
     "LeakyGNN",
     "PReLU",
     "SlopeBounds",
     "StackedGNN",
     "activation",
+    "model_class",
     "param_groups",
     "slope_l1",
     "slope_parameters",

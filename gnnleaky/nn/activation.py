@@ -24,9 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils import parametrize
+from torch_geometric.nn.resolver import activation_resolver
 
 __all__ = [
     "ACTIVATIONS",
+    "ActivationSpec",
+    "FunctionActivation",
+    "NoActivation",
     "PReLU",
     "SlopeBounds",
     "activation",
@@ -175,6 +179,29 @@ class PReLU(torch.nn.PReLU):
         s = f"mode={self.mode!r}, num_parameters={self.num_parameters}, init={self.init}"
         return s + (f", bounds={self.bounds}" if self.bounds is not None else "")
 
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        # torch refuses to pickle parametrized modules; a bounded PReLU is rebuilt from its
+        # arguments and its state, so ``torch.save(model)`` works as for any module.
+        return (
+            _rebuild_prelu,
+            (self.mode, self.num_parameters, self.init, self.bounds, self.training),
+            self.state_dict(keep_vars=True),
+        )
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, dict) and "_parameters" in state:  # plain module state
+            super().__setstate__(state)
+            return
+        with torch.no_grad():
+            self.load_state_dict(state)
+
+
+def _rebuild_prelu(
+    mode: str, num_parameters: int, init: float, bounds: Any, training: bool
+) -> PReLU:
+    m = PReLU(mode=mode, channels=num_parameters, init=init, bounds=bounds)
+    return m.train(training)
+
 
 def _finite_float(name: str, value: Any) -> float:
     try:
@@ -209,44 +236,187 @@ def _leaky_relu(negative_slope: float = 0.01) -> torch.nn.Module:
 
 
 def _prelu(
-    mode: str = "layer",
+    mode: str | None = None,
     init: float = 0.25,
     bounds: tuple[float, float] | None = None,
+    num_parameters: int | None = None,
     channels: int | None = None,
 ) -> torch.nn.Module:
-    return PReLU(mode=mode, channels=channels, init=init, bounds=bounds)
+    if num_parameters is not None:
+        if (
+            isinstance(num_parameters, bool)
+            or not isinstance(num_parameters, int)
+            or num_parameters < 1
+        ):
+            raise ValueError(f"num_parameters must be a positive int, got {num_parameters!r}")
+        implied = "layer" if num_parameters == 1 else "channel"
+        if mode is not None and mode != implied:
+            raise ValueError(
+                f"act_kwargs mode={mode!r} contradicts num_parameters={num_parameters} "
+                f"(1 means mode='layer', the layer width means mode='channel')"
+            )
+        if num_parameters != 1 and channels is not None and num_parameters != channels:
+            raise ValueError(
+                f"num_parameters={num_parameters} must be 1 or the width of the features the "
+                f"activation sees ({channels})"
+            )
+        mode = implied
+        channels = num_parameters if num_parameters != 1 else channels
+    return PReLU(mode=mode or "layer", channels=channels, init=init, bounds=bounds)
 
 
 def _identity() -> torch.nn.Module:
     return torch.nn.Identity()
 
 
-#: Registry of activation kinds: name -> (builder, accepted keyword arguments).
+#: Registry of gnnleaky's activation kinds: name -> (builder, accepted keyword arguments).
+#: Any other name PyG's :func:`~torch_geometric.nn.resolver.activation_resolver` knows
+#: (``"elu"``, ``"gelu"``, ``"tanh"``, ...) is resolved by PyG.
 ACTIVATIONS: dict[str, tuple[Callable[..., torch.nn.Module], tuple[str, ...]]] = {
     "relu": (_relu, ()),
     "leaky_relu": (_leaky_relu, ("negative_slope",)),
-    "prelu": (_prelu, ("mode", "init", "bounds")),
+    "prelu": (_prelu, ("mode", "init", "bounds", "num_parameters")),
     "identity": (_identity, ()),
 }
-_ALIASES = {"leaky": "leaky_relu", "leakyrelu": "leaky_relu", "linear": "identity"}
+_ALIASES = {"leaky": "leaky_relu", "linear": "identity"}
+
+
+def _normalize(name: str) -> str:
+    # The spelling rule of PyG's resolvers: case, '-', '_' and spaces do not matter.
+    return name.lower().replace("-", "").replace("_", "").replace(" ", "")
+
+
+_LOOKUP = {_normalize(k): k for k in ACTIVATIONS} | {_normalize(k): v for k, v in _ALIASES.items()}
+
+
+class FunctionActivation(torch.nn.Module):
+    """A plain function (``torch.relu_``, ``F.elu``, ...) as an activation module."""
+
+    def __init__(self, fn: Callable[[Tensor], Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return getattr(self.fn, "__name__", repr(self.fn))
+
+
+class NoActivation(torch.nn.Identity):
+    """Placeholder in ``acts`` for a layer that has no activation (the output layer)."""
+
+
+class ActivationSpec:
+    r"""What ``act`` and ``act_kwargs`` ask for, resolved once; :meth:`build` makes a fresh
+    module for each layer.
+
+    ``act`` is one of :data:`ACTIVATIONS` (``"relu"``, ``"leaky_relu"``, ``"prelu"`` with
+    ``mode``/``init``/``bounds`` or torch's ``num_parameters``, ``"identity"``), any name
+    or callable PyG's :func:`~torch_geometric.nn.resolver.activation_resolver` accepts
+    (``"elu"``, ``"gelu"``, ``"tanh"``, ``torch.relu_``, a module, ...), or ``None``
+    (identity, as PyG's "no activation"). Modules are deep-copied and functions wrapped
+    in :class:`FunctionActivation`, so no two layers share an instance.
+
+    Example:
+        >>> spec = ActivationSpec("prelu", {"mode": "channel", "init": 0.1})
+        >>> a, b = spec.build(4), spec.build(4)
+        >>> a.weight.shape, a.weight is b.weight
+        (torch.Size([4]), False)
+        >>> ActivationSpec("elu").build(4)
+        ELU(alpha=1.0)
+    """
+
+    def __init__(self, act: Any = "relu", act_kwargs: dict[str, Any] | None = None) -> None:
+        if act_kwargs is not None and not isinstance(act_kwargs, dict):
+            raise ValueError(f"act_kwargs must be a dict or None, got {act_kwargs!r}")
+        kwargs = dict(act_kwargs or {})
+        self.act = act
+        self.kwargs = kwargs
+        self.name: str | None = None  # gnnleaky kind, if any
+        if act is None:
+            act = "identity"
+        if isinstance(act, str):
+            key = _LOOKUP.get(_normalize(act))
+            if key is not None:
+                _, allowed = ACTIVATIONS[key]
+                unknown = sorted(set(kwargs) - set(allowed))
+                if unknown:
+                    raise ValueError(
+                        f"act_kwargs {unknown} are not accepted by act={key!r}; "
+                        f"allowed: {list(allowed)}"
+                    )
+                self.name = key
+        elif isinstance(act, torch.nn.Module) or callable(act):
+            if kwargs:
+                raise ValueError(
+                    f"act_kwargs {sorted(kwargs)} cannot be applied to an activation "
+                    f"{type(act).__name__}; pass them with act given by name"
+                )
+        else:
+            raise ValueError(
+                f"act must be a name (one of {sorted(ACTIVATIONS)} or any torch.nn "
+                f"activation, e.g. 'elu'), a module, a function or None, got {act!r}"
+            )
+        # Every error surfaces here, not at the first layer (a channel-wise PReLU is
+        # tried on one channel: its width is only known per layer).
+        channel_wise = self.name == "prelu" and kwargs.get("mode") == "channel"
+        self.build(1 if channel_wise and kwargs.get("num_parameters") is None else None)
+
+    @property
+    def label(self) -> str:
+        """A short name: the gnnleaky kind, the module's class or the function's name."""
+        if self.name is not None:
+            return self.name
+        if isinstance(self.act, str):
+            return self.act
+        if isinstance(self.act, torch.nn.Module):
+            return type(self.act).__name__
+        return getattr(self.act, "__name__", type(self.act).__name__)
+
+    def build(self, channels: int | None) -> torch.nn.Module:
+        """A fresh activation for features of width ``channels``."""
+        if self.name is not None:
+            builder, _ = ACTIVATIONS[self.name]
+            kwargs = dict(self.kwargs)
+            if self.name == "prelu":
+                kwargs["channels"] = channels
+            return builder(**kwargs)
+        act = "identity" if self.act is None else self.act
+        if isinstance(act, torch.nn.Module):
+            return copy.deepcopy(act)
+        if isinstance(act, str):
+            try:
+                out = activation_resolver(act, **self.kwargs)
+            except (ValueError, TypeError) as err:
+                raise ValueError(
+                    f"act={act!r} with act_kwargs={self.kwargs} cannot be resolved: act must "
+                    f"be one of {sorted(ACTIVATIONS)} or a torch.nn activation name "
+                    f"PyG resolves ({err})"
+                ) from None
+            return out if isinstance(out, torch.nn.Module) else FunctionActivation(out)
+        return FunctionActivation(act)
+
+    def __repr__(self) -> str:
+        return f"ActivationSpec({self.label!r}, {self.kwargs})"
 
 
 def activation(
-    act: str | torch.nn.Module | None,
+    act: str | torch.nn.Module | Callable | None,
     channels: int | None = None,
     **kwargs: Any,
 ) -> torch.nn.Module:
     r"""Build a fresh activation module from a name (or copy a given module).
 
     Args:
-        act (str or torch.nn.Module or None): One of :data:`ACTIVATIONS`
-            (``"relu"``, ``"leaky_relu"``, ``"prelu"``, ``"identity"``), or a module
-            that is deep-copied so that each caller owns its own instance.
-            ``None`` means identity.
+        act (str or torch.nn.Module or callable or None): One of :data:`ACTIVATIONS`
+            (``"relu"``, ``"leaky_relu"``, ``"prelu"``, ``"identity"``), any activation PyG
+            resolves (``"elu"``, ``"gelu"``, ...), a module (deep-copied so that each caller
+            owns its own instance) or a function. ``None`` means identity.
         channels (int, optional): Width of the features the activation sees; used by
             ``prelu`` with ``mode="channel"``.
         **kwargs: Arguments of the kind: ``negative_slope`` for ``leaky_relu``;
-            ``mode``, ``init``, ``bounds`` for ``prelu``.
+            ``mode``, ``init``, ``bounds`` (or torch's ``num_parameters``) for ``prelu``.
 
     Example:
         >>> activation("leaky_relu", negative_slope=0.2)
@@ -254,31 +424,7 @@ def activation(
         >>> activation("prelu", channels=8, mode="channel", init=0.1).weight.shape
         torch.Size([8])
     """
-    if act is None:
-        act = "identity"
-    if isinstance(act, torch.nn.Module):
-        if kwargs:
-            raise ValueError(
-                f"act_kwargs {sorted(kwargs)} cannot be applied to an activation module"
-            )
-        return copy.deepcopy(act)
-    if not isinstance(act, str):
-        raise ValueError(
-            f"act must be a str in {sorted(ACTIVATIONS)} or a torch.nn.Module, got {act!r}"
-        )
-    name = act.lower().replace("-", "_")
-    name = _ALIASES.get(name, name)
-    if name not in ACTIVATIONS:
-        raise ValueError(f"act must be one of {sorted(ACTIVATIONS)}, got {act!r}")
-    builder, allowed = ACTIVATIONS[name]
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"act_kwargs {unknown} are not accepted by act={name!r}; allowed: {list(allowed)}"
-        )
-    if name == "prelu":
-        kwargs["channels"] = channels
-    return builder(**kwargs)
+    return ActivationSpec(act, kwargs).build(channels)
 
 
 def _is_prelu(module: torch.nn.Module) -> bool:
@@ -306,7 +452,10 @@ def slopes(model: torch.nn.Module) -> OrderedDict[str, Tensor]:
             out[name] = torch.tensor([module.negative_slope])
         elif isinstance(module, torch.nn.ReLU):
             out[name] = torch.zeros(1)
-        elif isinstance(module, torch.nn.Identity) and name.split(".")[0] == "acts":
+        elif (
+            type(module) is torch.nn.Identity
+            and name.rpartition(".")[0].rpartition(".")[2] == "acts"
+        ):
             out[name] = torch.ones(1)
     return out
 

@@ -68,7 +68,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from gnnleaky.nn import _fast
 from gnnleaky.nn.activation import SlopeBounds
-from gnnleaky.nn.models import Hidden, LeakyGNN
+from gnnleaky.nn.models import GCN, Hidden, LeakyGNN
 from gnnleaky.utils import check_edge_index, check_edge_weight, check_features
 
 __all__ = [
@@ -621,23 +621,29 @@ class StackedGNN(torch.nn.Module):
         if not models:
             raise ValueError("models must be a non-empty list of LeakyGNN")
         for m in models:
-            if not isinstance(m, LeakyGNN):
-                raise ValueError(f"models must be LeakyGNN instances, got {type(m).__name__}")
-            if m.conv not in STACKABLE_CONVS:
+            if not isinstance(m, GCN):
                 raise ValueError(
-                    f"stacking is only implemented for conv in "
-                    f"{list(STACKABLE_CONVS)}, got conv={m.conv!r}; "
-                    "train such models one by one"
+                    f"stacking is only implemented for gnnleaky.nn.GCN models, got "
+                    f"{type(m).__name__}; train such models one by one"
                 )
             if hasattr(m, "jk") or hasattr(m, "lin") or m.jk_mode is not None:
                 raise ValueError("stacking does not support jumping knowledge (jk=None only)")
             if any(not isinstance(n, torch.nn.Identity) for n in m.norms):
                 raise ValueError("stacking does not support norm layers (norm=None only)")
             for c in m.convs:
-                if not isinstance(c, GCNConv) or c.aggr != "add" or c.bias is None:
+                if (
+                    not isinstance(c, GCNConv)
+                    or c.aggr != "add"
+                    or c.bias is None
+                    or not c.normalize
+                    or not c.add_self_loops
+                    or c.improved
+                    or c.flow != "source_to_target"
+                ):
                     raise ValueError(
-                        "stacking needs GCNConv layers with aggr='add' and a "
-                        "bias (LeakyGNN's defaults)"
+                        "stacking needs GCNConv layers with aggr='add', a bias, "
+                        "normalize=True, add_self_loops=True and improved=False "
+                        "(GCN's defaults)"
                     )
         ref = models[0]
 
@@ -646,7 +652,7 @@ class StackedGNN(torch.nn.Module):
                 m.in_channels,
                 m.hidden_channels,
                 m.num_layers,
-                len(m.acts),
+                m.num_activations,
                 tuple((c.in_channels, c.out_channels) for c in m.convs),
                 float(m.dropout.p),
                 bool(m.residual),
@@ -664,7 +670,7 @@ class StackedGNN(torch.nn.Module):
         self.hidden_channels = ref.hidden_channels
         self.num_layers = ref.num_layers
         self.out_channels = ref.convs[-1].out_channels
-        self.num_acts = len(ref.acts)
+        self.num_acts = ref.num_activations
         self.residual = bool(ref.residual)
         self.widths = [ref.convs[0].in_channels] + [c.out_channels for c in ref.convs]
         self.dropout = SeededDropout(float(ref.dropout.p))
@@ -698,7 +704,7 @@ class StackedGNN(torch.nn.Module):
         self._specs: list[list[tuple[str, float, bool, Any]]] = []
         for j, m in enumerate(models):
             row = []
-            for i, act in enumerate(m.acts):
+            for i, act in enumerate(m.acts[: self.num_acts]):
                 spec = _act_spec(act, c)
                 kind, value, lw, bounds = spec
                 row.append(spec)
@@ -929,7 +935,7 @@ class StackedGNN(torch.nn.Module):
         for layer, conv in enumerate(m.convs):
             conv.lin.weight.copy_(self.weights[layer][k].t())
             conv.bias.copy_(self.biases[layer][k])
-        for i, act in enumerate(m.acts):
+        for i, act in enumerate(m.acts[: self.num_acts]):
             if isinstance(act, torch.nn.PReLU):
                 raw = _raw_slope(act)
                 raw.copy_(self.slope_raw[k, i, : raw.numel()])

@@ -160,10 +160,20 @@ def _leaky_gnn_sites(model: torch.nn.Module) -> list[_Site] | None:
 
     if not isinstance(model, LeakyGNN):
         return None
-    sites = [_Site(i, act, "act") for i, act in enumerate(model.acts)]
-    if len(model.acts) < model.num_layers:  # the output layer has no activation
+    acted = model.num_activations
+    sites = [_Site(i, act, "act") for i, act in enumerate(model.acts[:acted])]
+    if acted < model.num_layers:  # the output layer has no activation
         sites.append(_Site(model.num_layers - 1, model.convs[-1], "output"))
     return sites
+
+
+def _gcnii_sites(model: torch.nn.Module) -> list[_Site] | None:
+    from gnnleaky.nn.models import GCNII
+
+    if not isinstance(model, GCNII):
+        return None
+    # layer 0 is the input map, layer l the l-th GCN2Conv, each with its activation
+    return [_Site(i, act, "act") for i, act in enumerate(model.acts)]
 
 
 def _basic_gnn_sites(model: torch.nn.Module) -> list[_Site] | None:
@@ -186,6 +196,7 @@ def _basic_gnn_sites(model: torch.nn.Module) -> list[_Site] | None:
 #: How a model's layers are found, tried in order (first match wins); ``modules=`` overrides.
 LAYER_FINDERS: list[Callable[[torch.nn.Module], list[_Site] | None]] = [
     _leaky_gnn_sites,
+    _gcnii_sites,
     _basic_gnn_sites,
 ]
 

@@ -28,7 +28,7 @@ def test_dead_units_known_answer(csbm):
     assert df.dead_share[0] == 3 / 16
     assert df.dead[1] == 0 and df.silent_share[1] == 0.0
     # Silent share under ReLU == share of exactly-zero outputs.
-    _, hidden = model(csbm.x, csbm.edge_index, return_hidden=True)
+    _, hidden = model.forward_hidden(csbm.x, csbm.edge_index)
     zero = float((hidden.post[0] == 0).double().mean())
     assert df.silent_share[0] == pytest.approx(zero, abs=1e-12)
     assert df.slope.tolist() == [0.0, 0.0]
@@ -55,7 +55,7 @@ def test_skewness_matches_scipy(csbm, per_channel):
     with torch.no_grad():
         model.acts[1].weight[:] = torch.linspace(-0.5, 0.5, 16)
     df = preactivation_skewness(model, csbm.x, csbm.edge_index, per_channel=per_channel)
-    _, hidden = model(csbm.x, csbm.edge_index, return_hidden=True)
+    _, hidden = model.forward_hidden(csbm.x, csbm.edge_index)
     for layer in (0, 1):
         z = hidden.pre[layer].detach().double().numpy()
         rows = df[df.layer == layer]

@@ -129,8 +129,10 @@ def test_batch_norm_scale_enters_the_bound(csbm, trained):
 
 def test_unsupported_models_are_refused(csbm):
     ei = csbm.edge_index
-    with pytest.raises(ValueError, match="conv='gcn'"):
+    with pytest.raises(ValueError, match="GCN models only"):
         lipschitz_bound(LeakyGNN(8, 16, 2, 2, conv="sage"), ei)
+    with pytest.raises(ValueError, match="add_self_loops=True"):
+        lipschitz_bound(LeakyGNN(8, 16, 2, 2, add_self_loops=False), ei)
     with pytest.raises(ValueError, match="jk"):
         lipschitz_bound(LeakyGNN(8, 16, 2, 2, jk="cat"), ei)
     with pytest.raises(ValueError, match="norm"):

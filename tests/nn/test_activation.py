@@ -56,7 +56,10 @@ def test_reset_parameters_restores_init():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"act": "swish"}, "act must be one of"),
+        ({"act": "gelu2"}, "act must be one of"),
+        ({"act": "prelu", "num_parameters": 0}, "num_parameters"),
+        ({"act": "prelu", "num_parameters": 3, "mode": "layer"}, "contradicts"),
+        ({"act": torch.relu, "negative_slope": 0.1}, "cannot be applied"),
         ({"act": "leaky_relu", "negative_slope": float("nan")}, "negative_slope"),
         ({"act": "leaky_relu", "negative_slope": float("inf")}, "negative_slope"),
         ({"act": "prelu", "mode": "node"}, "mode must be one of"),
@@ -97,3 +100,41 @@ def test_slope_l1_value_and_grad():
     assert float(pen.detach()) == pytest.approx(0.5 * 4 * 2)
     pen.backward()
     assert all(torch.equal(p.grad, -torch.ones(4)) for p in slope_parameters(m))
+
+
+def test_everything_pyg_resolves_is_accepted_and_fresh_per_layer():
+    x = torch.tensor([[-2.0, -0.5, 0.0, 3.0]])
+    elu = activation("elu")
+    assert isinstance(elu, torch.nn.ELU) and activation("elu") is not elu
+    assert torch.allclose(activation("gelu")(x), torch.nn.functional.gelu(x))
+    assert torch.allclose(
+        activation("LeakyReLU", negative_slope=0.3)(x), 0.3 * x.clamp(max=0) + x.clamp(min=0)
+    )
+    assert torch.allclose(activation("swish")(x), x * x.sigmoid())  # a PyG function
+    fn = activation(torch.nn.functional.elu)
+    assert torch.allclose(fn(x), torch.nn.functional.elu(x))
+    assert torch.equal(activation(None)(x), x)
+
+
+def test_prelu_num_parameters_as_torch_spells_it():
+    assert activation("prelu", channels=8, num_parameters=8).weight.shape == (8,)
+    assert activation("prelu", channels=8, num_parameters=1).weight.shape == (1,)
+    with pytest.raises(ValueError, match="num_parameters=4 must be 1 or the width"):
+        activation("prelu", channels=8, num_parameters=4)
+
+
+def test_bounded_prelu_pickles_and_copies(tmp_path):
+    import copy
+
+    p = PReLU(mode="channel", channels=3, init=0.2, bounds=(0.0, 1.0))
+    with torch.no_grad():
+        p.weight = torch.tensor([0.1, 0.5, 0.9])
+    path = tmp_path / "act.pt"
+    torch.save(p, path)
+    q = torch.load(path, weights_only=False)
+    r = copy.deepcopy(p)
+    x = torch.randn(5, 3)
+    for other in (q, r):
+        assert other.bounds == (0.0, 1.0) and torch.allclose(other.weight, p.weight)
+        assert torch.allclose(other(x), p(x))
+        assert other.parametrizations.weight.original is not p.parametrizations.weight.original

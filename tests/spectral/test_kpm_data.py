@@ -32,7 +32,7 @@ def _check(name):
         torch.manual_seed(0)
         model = LeakyGNN(data.num_features, 64, num_layers=2, act="leaky_relu").eval()
     with torch.no_grad():
-        _, hidden = model(data.x, data.edge_index, return_hidden=True)
+        _, hidden = model.forward_hidden(data.x, data.edge_index)
     signals = {
         "features": data.x,
         "layer0_pre": hidden.pre[0],

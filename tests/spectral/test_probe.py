@@ -105,7 +105,7 @@ def test_probe_on_leaky_gnn_matches_hidden_features(out_channels):
     x, ei = _graph()
     model = LeakyGNN(8, 16, 4, out_channels, act="prelu").eval()
     with torch.no_grad():
-        ref_out, hidden = model(x, ei, return_hidden=True)
+        ref_out, hidden = model.forward_hidden(x, ei)
     with LayerProbe(model, metrics=METRIC_SET) as probe:
         out = model(x, ei)
     assert torch.equal(out, ref_out)
@@ -168,7 +168,8 @@ def test_graph_given_at_construction_with_weights():
             model, metrics=["dirichlet"], edge_index=ei, edge_weight=w, symmetrize=True
         ) as probe,
     ):
-        _, hidden = model(x, ei, return_hidden=True)
+        model(x, ei)
+    _, hidden = model.forward_hidden(x, ei)
     ref = dirichlet_energy(hidden.pre[0], ei, w, symmetrize=True)
     assert _value(probe.to_frame(), 0, "pre", "dirichlet") == pytest.approx(float(ref))
 
