@@ -639,6 +639,16 @@ def _check_split(spec: DatasetSpec, split: str | None) -> str:
     return "public"  # the other names are aliases of the published splits
 
 
+def _check_kwargs(function: str, spec: DatasetSpec, kwargs: dict[str, Any]) -> None:
+    options = _FAMILIES[spec.family].options
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown:
+        raise TypeError(
+            f"{function}({spec.name!r}) got unexpected keyword argument(s) "
+            f"{', '.join(unknown)}; accepted: {', '.join(options)}"
+        )
+
+
 def raw_files(
     name: str, root: str | os.PathLike[str] | None = None, split: str = "public"
 ) -> list[Path]:
@@ -682,13 +692,7 @@ def num_splits(name: str, split: str = "public", **kwargs: Any) -> int:
     """
     spec = info(name)
     split = _check_split(spec, split)
-    family = _FAMILIES[spec.family]
-    unknown = sorted(set(kwargs) - set(family.options))
-    if unknown:
-        raise TypeError(
-            f"num_splits({spec.name!r}) got unexpected keyword argument(s) "
-            f"{', '.join(unknown)}; accepted: {', '.join(family.options)}"
-        )
+    _check_kwargs("num_splits", spec, kwargs)
     if spec.family == "synthetic":
         import inspect
 
@@ -938,12 +942,7 @@ def load(
     spec = info(name)
     split = _check_split(spec, split)
     family = _FAMILIES[spec.family]
-    unknown = sorted(set(kwargs) - set(family.options))
-    if unknown:
-        raise TypeError(
-            f"load({spec.name!r}) got unexpected keyword argument(s) "
-            f"{', '.join(unknown)}; accepted: {', '.join(family.options)}"
-        )
+    _check_kwargs("load", spec, kwargs)
     if family.base is None:
         data = family.build(spec, data_root(root), split, False, **kwargs)
     else:

@@ -20,7 +20,14 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ACTIVATION_KINDS", "ConfigError", "RunConfig", "SweepConfig", "load_config"]
+__all__ = [
+    "ACTIVATION_KINDS",
+    "ConfigError",
+    "RunConfig",
+    "SweepConfig",
+    "check_splits",
+    "load_config",
+]
 
 #: Activation kinds of a sweep: name -> (activation name, PReLU mode).
 ACTIVATION_KINDS: dict[str, tuple[str, str | None]] = {
@@ -209,9 +216,19 @@ def _dataset_params(name: str) -> dict[str, Any]:
     return {"split": "public"}
 
 
-def _check_splits(name: str, params: Mapping[str, Any], label: str, splits: Iterable[int]) -> None:
-    """Every split index must select one of the dataset's own splits (a single-split
-    dataset has split 0 only), so that no run repeats another under a new index."""
+def check_splits(name: str, params: Mapping[str, Any], label: str, splits: Iterable[int]) -> None:
+    """Raise :class:`ConfigError` unless every split index selects one of the dataset's own
+    splits (:func:`gnnleaky.datasets.num_splits`; a single-split dataset has split 0 only),
+    so that no run repeats another under a new index.
+
+    Example:
+        >>> check_splits("texas", {}, "texas", [0, 9])
+        >>> try:
+        ...     check_splits("texas", {}, "texas", [10])
+        ... except ConfigError as err:
+        ...     print(err)
+        splits: split 10 is not available for dataset 'texas': ... allowed indices 0..9
+    """
     from gnnleaky import datasets as ds
 
     kwargs = {k: v for k, v in params.items() if k != "split"}
@@ -359,7 +376,7 @@ class SweepConfig:
                         f"datasets[{name}].params.{k} must be "
                         f"{kind.get(want, want.__name__)}, got {v!r}"
                     )
-            _check_splits(name, params, label, self.splits)
+            check_splits(name, params, label, self.splits)
         for c in self.convs:
             if c not in _CONVS:
                 raise ConfigError(f"convs: unknown conv {c!r}; allowed: {list(_CONVS)}")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gnnleaky.bench.config import RunConfig, SweepConfig
+from gnnleaky.bench.config import RunConfig, SweepConfig, check_splits
 from gnnleaky.bench.store import ResultsStore, check_writable
 
 __all__ = ["BACKENDS", "SweepSummary", "check_data", "plan", "run_sweep", "split_groups"]
@@ -106,25 +106,19 @@ def _data_loader(root: str | None) -> Callable[[RunConfig], tuple[Any, Any]]:
 
 def check_data(config: SweepConfig | Sequence[RunConfig], root: str | None = None) -> None:
     """Before any run starts: raise :class:`~gnnleaky.datasets.DatasetNotFoundError` if a
-    dataset of the sweep has no raw files under the data root, and ``ValueError`` if a run's
-    split index is not one of its dataset's splits (:func:`gnnleaky.datasets.num_splits`)."""
+    dataset of the sweep has no raw files under the data root, and
+    :class:`~gnnleaky.bench.config.ConfigError` if a run's split index is not one of its
+    dataset's splits (:func:`~gnnleaky.bench.config.check_splits`)."""
     from gnnleaky import datasets
 
     runs = _runs(config)
-    counts: dict[tuple, int] = {}
+    splits: dict[tuple, set[int]] = {}
     for run in runs:
-        graph = (run.dataset, run.dataset_params)
-        if graph not in counts:
-            params = dict(run.dataset_params)
-            counts[graph] = datasets.num_splits(
-                run.dataset, params.pop("split", "public"), **params
-            )
-        count = counts[graph]
-        if not 0 <= run.split < count:
-            raise ValueError(
-                f"split {run.split} is not available for dataset {run.dataset_label!r}: it "
-                f"has {count} split{'s' if count > 1 else ''}, allowed indices 0..{count - 1}"
-            )
+        splits.setdefault((run.dataset, run.dataset_params, run.dataset_label), set()).add(
+            run.split
+        )
+    for (name, params, label), indices in splits.items():
+        check_splits(name, dict(params), label, sorted(indices))
     needed = {(r.dataset, dict(r.dataset_params).get("split", "public")) for r in runs}
     for name, split in sorted(needed):
         files = datasets.raw_files(name, root, split)
