@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 __all__ = ["main"]
@@ -21,6 +23,26 @@ def _ints(text: str) -> list[int]:
 
 def _words(text: str) -> list[str]:
     return text.replace(",", " ").split()
+
+
+def _int_at_least(lo: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``lo`` (argparse names the option in its error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {lo}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {lo}"
+    return parse
+
+
+_positive = _int_at_least(1)
+_non_negative = _int_at_least(0)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,8 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         help="override kinds: relu,leaky_relu,prelu_layer,prelu_channel",
     )
     s.add_argument("--seeds", type=_ints, help="override seeds, e.g. 0,1,2")
-    s.add_argument("--epochs", type=int, help="override epochs")
-    s.add_argument("--hidden-channels", type=int, dest="hidden_channels")
+    s.add_argument("--epochs", type=_positive, help="override epochs")
+    s.add_argument("--hidden-channels", type=_positive, dest="hidden_channels")
     s.add_argument("--lr", type=float)
     s.add_argument(
         "--backend",
@@ -69,14 +91,16 @@ def _parser() -> argparse.ArgumentParser:
         help="local (default), processes (one process per core) or ray",
     )
     s.add_argument(
-        "--workers", type=int, help="processes with --backend processes (default: one per core)"
+        "--workers",
+        type=_positive,
+        help="processes with --backend processes (default: one per core)",
     )
     s.add_argument("--address", help="Ray cluster address (with --backend ray)")
     s.add_argument("--data-root", help="data root (default: $GNNLEAKY_DATA or ./datasets)")
     s.add_argument("--no-stack", action="store_true", help="train runs one by one")
     s.add_argument(
         "--max-group",
-        type=int,
+        type=_positive,
         help="at most this many models per stacked group (default: what fits in memory; "
         "with --backend processes, one chunk of each group per process)",
     )
@@ -93,15 +117,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--dataset", default="csbm")
     e.add_argument("--conv", default="gcn")
-    e.add_argument("--depth", type=int, default=16)
+    e.add_argument("--depth", type=_positive, default=16)
     e.add_argument(
         "--act", default="leaky_relu", help="relu, leaky_relu, prelu_layer or prelu_channel"
     )
     e.add_argument("--alpha", type=float, default=0.2, help="negative slope (or PReLU init)")
-    e.add_argument("--hidden-channels", type=int, default=64, dest="hidden_channels")
+    e.add_argument("--hidden-channels", type=_positive, default=64, dest="hidden_channels")
     e.add_argument("--metrics", type=_words, default=["dirichlet", "rayleigh", "hf_ratio"])
-    e.add_argument("--epochs", type=int, default=0, help="train first (default: 0 = at init)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument(
+        "--epochs", type=_non_negative, default=0, help="train first (default: 0 = at init)"
+    )
+    e.add_argument("--seed", type=_non_negative, default=0)
     e.add_argument("--data-root")
     e.add_argument("--csv", help="also write the table to this CSV file")
 
@@ -179,6 +205,8 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     kind = args.act
     if kind not in ACTIVATION_KINDS:
         raise ValueError(f"--act must be one of {list(ACTIVATION_KINDS)}, got {kind!r}")
+    if args.csv:  # before any work: the table is printed before the CSV is written
+        _check_output_file("--csv", Path(args.csv))
     act, mode = ACTIVATION_KINDS[kind]
     data = datasets.load(args.dataset, root=args.data_root)
     cfg = RunConfig(
@@ -226,6 +254,17 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_output_file(option: str, path: Path) -> None:
+    """Refuse an output file that cannot be written, naming the option and the reason."""
+    folder = path.absolute().parent
+    if path.is_dir():
+        raise ValueError(f"{option} {str(path)!r} is a folder; give a file name")
+    if not folder.is_dir():
+        raise ValueError(f"{option} {str(path)!r}: folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"{option} {str(path)!r}: no permission to write there")
+
+
 def _cmd_datasets(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -237,6 +276,12 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_corrupt_data(err: BaseException) -> bool:
+    # gnnleaky.datasets (and torch with it) is imported only by the commands that load data
+    module = sys.modules.get("gnnleaky.datasets")
+    return module is not None and isinstance(err, module.DatasetCorruptError)
+
+
 _COMMANDS = {
     "sweep": _cmd_sweep,
     "report": _cmd_report,
@@ -246,21 +291,41 @@ _COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``gnnleaky`` console script."""
-    args = _parser().parse_args(argv)
+    """Entry point of the ``gnnleaky`` console script; returns the exit status.
+
+    0: done; 2: the command cannot run as given (bad option or config, missing or corrupt
+    data, a path that is not a usable results store or output), before anything is
+    written; 1: an error while running (a full disk, an I/O or database error): whatever
+    was stored before it is kept; 130: interrupted.
+    """
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage and the error
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    resume = "; runs stored before it are kept: run the same command to resume"
+    after = resume if args.command == "sweep" else ""
     try:
         return _COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"gnnleaky {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        if not _is_corrupt_data(err):
+            raise
+        print(f"gnnleaky {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as err:
+        print(f"gnnleaky {args.command}: error: results store: {err}{after}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"gnnleaky {args.command}: error: {err}{after}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print(
-            "interrupted: finished runs are stored; run the same command to resume", file=sys.stderr
-        )
+        print(f"gnnleaky {args.command}: interrupted{after}", file=sys.stderr)
         return 130
 
 

@@ -5,7 +5,11 @@ Every dataset is resolved by name through one registry, :data:`DATASETS`
 the PyG (or OGB) class that reads the raw files, where those files live under
 the data root, and which files must be there. Nothing is ever downloaded: when
 raw files are absent, :class:`DatasetNotFoundError` names the dataset, the root
-searched and every file expected, before PyG or OGB is called.
+searched and every file expected, before PyG or OGB is called. What is read is
+checked: the raw files against the data root's ``SHA256SUMS`` file (where it has
+one), and the graph against the registry's numbers of nodes, edges, features and
+splits; a mismatch raises :class:`DatasetCorruptError` naming the file, so that a
+truncated file never trains as a smaller graph.
 
 The data root is the ``root`` argument, else the environment variable
 ``GNNLEAKY_DATA``, else ``./datasets`` (relative to the current directory).
@@ -27,11 +31,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import gzip
+import hashlib
 import io
 import logging
 import math
 import os
 import pickle
+import posixpath
 import re
 import sys
 import warnings
@@ -59,6 +65,7 @@ __all__ = [
     "list_datasets",
     "load",
     "make_csbm",
+    "num_splits",
     "raw_files",
 ]
 
@@ -68,6 +75,9 @@ logger = logging.getLogger(__name__)
 ENV_VAR = "GNNLEAKY_DATA"
 #: Data root used when neither ``root`` nor ``GNNLEAKY_DATA`` is set (relative to CWD).
 DEFAULT_ROOT = "datasets"
+#: Checksum file in the data root (``sha256sum`` format, paths relative to the root); where
+#: present, :func:`load` checks every raw file it lists against it.
+CHECKSUMS = "SHA256SUMS"
 
 METRICS = ("accuracy", "roc_auc")
 TASKS = ("multiclass", "binary", "multilabel")
@@ -629,6 +639,16 @@ def _check_split(spec: DatasetSpec, split: str | None) -> str:
     return "public"  # the other names are aliases of the published splits
 
 
+def _check_kwargs(function: str, spec: DatasetSpec, kwargs: dict[str, Any]) -> None:
+    options = _FAMILIES[spec.family].options
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown:
+        raise TypeError(
+            f"{function}({spec.name!r}) got unexpected keyword argument(s) "
+            f"{', '.join(unknown)}; accepted: {', '.join(options)}"
+        )
+
+
 def raw_files(
     name: str, root: str | os.PathLike[str] | None = None, split: str = "public"
 ) -> list[Path]:
@@ -651,6 +671,38 @@ def raw_files(
         return []
     base = family.base(spec, split, data_root(root))
     return [base / f for f in family.files(spec, split)]
+
+
+def num_splits(name: str, split: str = "public", **kwargs: Any) -> int:
+    r"""Number of train/val/test splits :func:`load` returns for a dataset: the columns
+    of its masks (:obj:`1` for masks of shape :obj:`[N]`). Valid split indices of a
+    sweep are :obj:`0` to :obj:`num_splits - 1`.
+
+    Args:
+        name (str): Dataset name (case-insensitive).
+        split (str, optional): Split name; see :func:`load`. (default: ``'public'``)
+        **kwargs (optional): For ``csbm``, the arguments of :func:`make_csbm` (only
+            ``num_splits`` matters); for the others, those of :func:`load`.
+
+    Example:
+        >>> num_splits('cora'), num_splits('cora', split='geom-gcn'), num_splits('texas')
+        (1, 10, 10)
+        >>> num_splits('csbm'), num_splits('csbm', num_splits=3)
+        (10, 3)
+    """
+    spec = info(name)
+    split = _check_split(spec, split)
+    _check_kwargs("num_splits", spec, kwargs)
+    if spec.family == "synthetic":
+        import inspect
+
+        default = inspect.signature(make_csbm).parameters["num_splits"].default
+        count = kwargs.get("num_splits", default)
+        _require_int("num_splits", count, 1)
+        return int(count)
+    if spec.family == "planetoid":
+        return 10 if split == "geom-gcn" else 1
+    return spec.num_splits
 
 
 # Integrity checks ###########################################################
@@ -734,19 +786,65 @@ def _check_raw(spec: DatasetSpec, paths: list[Path]) -> None:
 
 
 def _materialise(
-    spec: DatasetSpec, family: _Family, root: Path, split: str, force_reload: bool
+    spec: DatasetSpec, family: _Family, root: Path, split: str, force_reload: bool, verify: bool
 ) -> Data:
-    r"""Runs the family's PyG/OGB class on present raw files, with clear errors."""
+    r"""Runs the family's PyG/OGB class on present raw files, with clear errors.
+
+    With :obj:`verify`, the raw files are first checked against the data root's
+    :data:`CHECKSUMS` file (where there is one), and the graph read is checked against the
+    registry's sizes: a processed cache that disagrees is rebuilt once from the raw files
+    (after a warning), and raw files that give the wrong graph raise
+    :class:`DatasetCorruptError`.
+    """
     assert family.base is not None
     base = family.base(spec, split, root)
     expected = [base / f for f in family.files(spec, split)]
     missing = [p for p in expected if not p.is_file()]
     if missing:
         raise DatasetNotFoundError(spec.name, root, expected, missing)
+    if verify:
+        _check_checksums(spec, root, expected)
     processed = base / family.processed
-    if force_reload or not processed.exists():
+    from_cache = not force_reload and processed.exists()
+    if not from_cache:
         _check_raw(spec, expected)  # before PyG parses (and silently drops a cut-off line)
     logger.info("loading %s (split %r) from %s", spec.name, split, base)
+    data = _build(spec, family, root, split, force_reload, base, expected)
+    if not verify:
+        return data
+    problem = _size_problem(spec, split, data)
+    if problem is not None and from_cache:
+        warnings.warn(
+            f"dataset {spec.name!r}: the processed cache in {processed.parent} holds a graph "
+            f"that {problem[1]}; rebuilding it from the raw files in {base}",
+            UserWarning,
+            stacklevel=3,
+        )
+        _check_raw(spec, expected)
+        data = _build(spec, family, root, split, True, base, expected)
+        problem = _size_problem(spec, split, data)
+    if problem is not None:
+        raise DatasetCorruptError(
+            spec.name,
+            _suspect(expected, problem[0]),
+            f"the graph read from it {problem[1]}; the file may be truncated or from another "
+            "release",
+        )
+    return data
+
+
+def _build(
+    spec: DatasetSpec,
+    family: _Family,
+    root: Path,
+    split: str,
+    force_reload: bool,
+    base: Path,
+    expected: list[Path],
+) -> Data:
+    r"""The family's builder, its errors turned into named ones; an unreadable processed
+    cache is rebuilt from the raw files after a warning."""
+    processed = base / family.processed
     try:
         return family.build(spec, root, split, force_reload)
     except (DatasetNotFoundError, DatasetCorruptError):
@@ -771,7 +869,7 @@ def _materialise(
             f"dataset {spec.name!r}: processed cache file {culprit} is unreadable "
             f"({_brief(exc)}); rebuilding it from the raw files in {base}"
         )
-        warnings.warn(msg, UserWarning, stacklevel=3)
+        warnings.warn(msg, UserWarning, stacklevel=4)
         try:
             return family.build(spec, root, split, True)
         except Exception as exc2:
@@ -782,7 +880,12 @@ def _materialise(
 
 
 def load(
-    name: str, root: str | os.PathLike[str] | None = None, split: str = "public", **kwargs: Any
+    name: str,
+    root: str | os.PathLike[str] | None = None,
+    split: str = "public",
+    *,
+    verify: bool = True,
+    **kwargs: Any,
 ) -> Data:
     r"""Loads a supported graph as a :class:`torch_geometric.data.Data` with split masks.
 
@@ -790,10 +893,13 @@ def load(
     (shape :obj:`[N]` for one split, :obj:`[N, S]` for :obj:`S` splits, as PyG
     does), ``num_classes`` (int) and ``name`` (the canonical name). The metric
     to report is ``info(name).metric``. Nothing is downloaded: absent raw files
-    raise :class:`DatasetNotFoundError` naming the files to place, a corrupt
-    raw file raises :class:`DatasetCorruptError` naming it, and an unreadable
-    processed cache is rebuilt from the raw files after a warning (raw files
-    are never deleted or modified).
+    raise :class:`DatasetNotFoundError` naming the files to place; a corrupt
+    raw file, one whose checksum differs from the data root's :data:`CHECKSUMS`
+    file, or raw files that read as a graph of other sizes than the registry's
+    (e.g. an edge file cut at a line boundary) raise :class:`DatasetCorruptError`
+    naming the file; an unreadable processed cache, or one that holds a graph of
+    the wrong size, is rebuilt from the raw files after a warning (raw files are
+    never deleted or modified).
 
     Supported names and splits (``'public'``, the default, means the splits
     published with the dataset):
@@ -817,6 +923,11 @@ def load(
         root (str or os.PathLike, optional): Data root; else ``$GNNLEAKY_DATA``,
             else ``./datasets``. (default: :obj:`None`)
         split (str, optional): Split name, see above. (default: ``'public'``)
+        verify (bool, optional): Check the graph read against the registry's numbers of
+            nodes, edges, features and splits, and the raw files against the data root's
+            :data:`CHECKSUMS` file where it has one; a mismatch raises
+            :class:`DatasetCorruptError` naming the likely file. :obj:`False` only for a
+            deliberately modified copy of a dataset. (default: :obj:`True`)
         **kwargs (optional): For ``csbm``, the arguments of :func:`make_csbm`;
             for the others only ``force_reload`` (re-process the raw files).
 
@@ -831,18 +942,12 @@ def load(
     spec = info(name)
     split = _check_split(spec, split)
     family = _FAMILIES[spec.family]
-    unknown = sorted(set(kwargs) - set(family.options))
-    if unknown:
-        raise TypeError(
-            f"load({spec.name!r}) got unexpected keyword argument(s) "
-            f"{', '.join(unknown)}; accepted: {', '.join(family.options)}"
-        )
+    _check_kwargs("load", spec, kwargs)
     if family.base is None:
         data = family.build(spec, data_root(root), split, False, **kwargs)
     else:
         force_reload = bool(kwargs.get("force_reload", False))
-        data = _materialise(spec, family, data_root(root), split, force_reload)
-        _check_sizes(spec, data)
+        data = _materialise(spec, family, data_root(root), split, force_reload, verify)
     for key in ("train_mask", "val_mask", "test_mask"):
         mask = data[key].to(torch.bool)
         data[key] = mask.view(-1) if mask.dim() == 2 and mask.size(1) == 1 else mask
@@ -852,21 +957,100 @@ def load(
     return data
 
 
-def _check_sizes(spec: DatasetSpec, data: Data) -> None:
-    got = (
-        int(data.num_nodes),
-        int(data.edge_index.size(1)),
-        int(data.x.size(1)) if data.x is not None else 0,
-    )
-    want = (spec.nodes, spec.edges, spec.features)
-    if got != want:
-        logger.warning(
-            "%s loaded with (nodes, edges, features) = %s but the registry expects %s; "
-            "its raw files may be truncated or from another release",
-            spec.name,
-            got,
-            want,
-        )
+def _size_problem(spec: DatasetSpec, split: str, data: Data) -> tuple[str, str] | None:
+    r"""``(what, sentence)`` for the first of nodes, edges, features and split columns that
+    differs from the registry, else :obj:`None`."""
+    masks = data.train_mask
+    got = {
+        "nodes": int(data.num_nodes),
+        "edges": int(data.edge_index.size(1)),
+        "features": int(data.x.size(1)) if data.x is not None else 0,
+        "splits": 1 if masks.dim() == 1 else int(masks.size(1)),
+    }
+    want = {
+        "nodes": spec.nodes,
+        "edges": spec.edges,
+        "features": spec.features,
+        "splits": num_splits(spec.name, split),
+    }
+    for what in got:
+        if got[what] != want[what]:
+            return what, (
+                f"has {got[what]} {what} where the registry expects {want[what]} "
+                f"(nodes, edges, features, splits: {tuple(got.values())} against "
+                f"{tuple(want.values())})"
+            )
+    return None
+
+
+# which raw file holds what (the first name that matches), to name the likely culprit
+_HOLDS: dict[str, tuple[str, ...]] = {
+    "nodes": ("node_feature", "node-feat", "num-node-list", ".allx", ".npz"),
+    "features": ("node_feature", "node-feat", ".allx", ".npz"),
+    "edges": ("graph_edges", "edge.csv", ".graph", ".npz"),
+    "splits": ("_split_", "split/", ".npz"),
+}
+
+
+def _suspect(paths: list[Path], what: str) -> Path:
+    for pattern in _HOLDS[what]:
+        for path in paths:
+            if pattern in path.as_posix():
+                return path
+    return paths[0].parent
+
+
+# Checksums ##################################################################
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_checksums(path: str, size: int, mtime_ns: int) -> dict[str, str]:
+    r"""``relative path -> sha256`` of a ``sha256sum`` file (cached by size and mtime)."""
+    sums: dict[str, str] = {}
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = re.fullmatch(r"([0-9a-fA-F]{64}) [ *](.+)", line)
+        if match is None:
+            raise ValueError(f"line {lineno} is not '<64 hex digits>  <path>': {line[:80]!r}")
+        sums[posixpath.normpath(match.group(2))] = match.group(1).lower()
+    return sums
+
+
+@functools.lru_cache(maxsize=512)
+def _sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    r"""SHA-256 of a file, cached by its size, mtime and inode (a changed file is re-read)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_checksums(spec: DatasetSpec, root: Path, paths: list[Path]) -> None:
+    r"""Checks the raw files of one dataset that the root's :data:`CHECKSUMS` file lists."""
+    sums_path = root / CHECKSUMS
+    try:
+        st = sums_path.stat()
+    except FileNotFoundError:
+        return
+    try:
+        sums = _parse_checksums(str(sums_path), st.st_size, st.st_mtime_ns)
+    except (OSError, ValueError) as exc:
+        raise DatasetCorruptError(spec.name, sums_path, _brief(exc)) from None
+    for path in paths:
+        want = sums.get(path.relative_to(root).as_posix())
+        if want is None:
+            continue
+        st = path.stat()
+        got = _sha256(str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+        if got != want:
+            raise DatasetCorruptError(
+                spec.name,
+                path,
+                f"its SHA-256 is {got[:16]}..., {sums_path} lists {want[:16]}...",
+            )
 
 
 # list_datasets ##############################################################

@@ -262,6 +262,23 @@ def test_registry_is_consistent():
         assert gd.info(name).metric == "accuracy"
 
 
+def test_registry_sizes_are_the_published_ones():
+    """What load() verifies: nodes, edge_index columns and features, as published (OGB lists
+    an undirected edge once; edge_index holds it in both directions)."""
+    published = {
+        "pubmed": (19717, 88648, 500),  # PyG's statistics
+        "ogbn-products": (2449029, 2 * 61859140, 100),
+        "ogbn-proteins": (132534, 2 * 39561252, 8),
+    }
+    for name, sizes in published.items():
+        spec = gd.info(name)
+        assert (spec.nodes, spec.edges, spec.features) == sizes, name
+    # ogbn-arxiv: 1166243 directed edges, made undirected (reciprocal pairs merged)
+    arxiv = gd.info("ogbn-arxiv")
+    assert arxiv.nodes == 169343 and 1166243 < arxiv.edges <= 2 * 1166243
+    assert gd.num_splits("ogbn-arxiv") == 1 and gd.num_splits("roman_empire") == 10
+
+
 @pytest.mark.parametrize(
     ("alias", "canonical"),
     [
@@ -404,10 +421,13 @@ def test_offline_classes_refuse_to_download(tmp_path):
 # Planetoid raw format: the PubMed loading path ##############################
 
 
-def test_pubmed_fixture_loads(tmp_path, caplog):
+def test_pubmed_fixture_loads(tmp_path):
     fx = write_planetoid(tmp_path)
-    with caplog.at_level("WARNING", logger="gnnleaky.datasets"):
-        data = gd.load("PubMed", root=tmp_path)
+    # The fixture is not PubMed's size: refused unless verification is turned off.
+    with pytest.raises(gd.DatasetCorruptError, match=r"registry expects 19717") as info:
+        gd.load("PubMed", root=tmp_path)
+    assert info.value.path == fx["raw"] / "ind.pubmed.allx"
+    data = gd.load("PubMed", root=tmp_path, verify=False)
     n = len(fx["y"])
     assert data.name == "pubmed" and data.num_classes == 3 and data.num_nodes == n
     assert torch.equal(data.x, torch.from_numpy(fx["x"]))
@@ -418,10 +438,9 @@ def test_pubmed_fixture_loads(tmp_path, caplog):
     assert mask_ids(data.train_mask) == set(range(fx["n_labelled"]))
     assert mask_ids(data.val_mask) == set(range(fx["n_labelled"], fx["n_labelled"] + 500))
     assert mask_ids(data.test_mask) == set(fx["test_index"].tolist())
-    assert "registry expects (19717, 88648, 500)" in caplog.text  # sizes differ: warned
-    again = gd.load("pubmed", root=tmp_path)  # from the processed cache
+    again = gd.load("pubmed", root=tmp_path, verify=False)  # from the processed cache
     assert torch.equal(again.edge_index, data.edge_index) and torch.equal(again.x, data.x)
-    full = gd.load("pubmed", root=tmp_path, split="full")
+    full = gd.load("pubmed", root=tmp_path, split="full", verify=False)
     assert int(full.train_mask.sum()) == n - 500 - len(fx["test_index"])
 
 
@@ -446,7 +465,7 @@ def test_cut_off_test_index_is_named(tmp_path):
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
 def test_corrupt_processed_cache_is_rebuilt_after_warning(tmp_path, damage):
     fx = write_planetoid(tmp_path)
-    first = gd.load("pubmed", root=tmp_path)
+    first = gd.load("pubmed", root=tmp_path, verify=False)
     cache = tmp_path / "Planetoid" / "PubMed" / "processed" / "data.pt"
     assert cache.is_file()
     before = raw_snapshot(tmp_path)
@@ -457,19 +476,19 @@ def test_corrupt_processed_cache_is_rebuilt_after_warning(tmp_path, damage):
     else:
         cache.write_bytes(b"")
     with pytest.warns(UserWarning, match=r"processed cache file .*data\.pt.*rebuilding"):
-        data = gd.load("pubmed", root=tmp_path)
+        data = gd.load("pubmed", root=tmp_path, verify=False)
     assert torch.equal(data.x, first.x) and torch.equal(data.edge_index, first.edge_index)
     assert raw_snapshot(tmp_path) == before and (fx["raw"] / "ind.pubmed.x").exists()
-    gd.load("pubmed", root=tmp_path)  # the rebuilt cache reads cleanly
+    gd.load("pubmed", root=tmp_path, verify=False)  # the rebuilt cache reads cleanly
 
 
 def test_corrupt_pre_transform_file_is_rebuilt(tmp_path):
     write_planetoid(tmp_path)
-    gd.load("pubmed", root=tmp_path)
+    gd.load("pubmed", root=tmp_path, verify=False)
     pre = tmp_path / "Planetoid" / "PubMed" / "processed" / "pre_transform.pt"
     truncate(pre, 0.3)
     with pytest.warns(UserWarning, match=r"pre_transform\.pt"):
-        gd.load("pubmed", root=tmp_path)
+        gd.load("pubmed", root=tmp_path, verify=False)
 
 
 # geom-gcn text format: WebKB path and text/npz corruption ###################
@@ -477,7 +496,7 @@ def test_corrupt_pre_transform_file_is_rebuilt(tmp_path):
 
 def test_webkb_fixture_loads(tmp_path):
     fx = write_geom_gcn(tmp_path / "WebKB" / "cornell" / "raw", "cornell")
-    data = gd.load("Cornell", root=tmp_path, split="geom-gcn")
+    data = gd.load("Cornell", root=tmp_path, split="geom-gcn", verify=False)
     assert data.name == "cornell" and data.num_classes == 5 and data.num_nodes == 30
     assert torch.equal(data.x, torch.from_numpy(fx["x"]).float())
     assert torch.equal(data.y, torch.from_numpy(fx["y"]))
@@ -557,7 +576,9 @@ def test_ogb_metrics_match_ogb_evaluator():
 
 def test_ogbn_arxiv_fixture_loads(tmp_path):
     fx = write_ogb(tmp_path, "ogbn-arxiv")
-    data = gd.load("ogbn-arxiv", root=tmp_path)
+    with pytest.raises(gd.DatasetCorruptError, match=r"50 nodes where the registry expects 169343"):
+        gd.load("ogbn-arxiv", root=tmp_path)  # the fixture is not arxiv's size
+    data = gd.load("ogbn-arxiv", root=tmp_path, verify=False)
     assert data.name == "ogbn-arxiv" and data.num_classes == 40 and data.num_nodes == fx["n"]
     assert gd.info("ogbn-arxiv").metric == "accuracy" and gd.info("arxiv").ogb_metric == "acc"
     assert is_undirected(data.edge_index)
@@ -570,19 +591,20 @@ def test_ogbn_arxiv_fixture_loads(tmp_path):
         assert mask_ids(data[key]) == set(fx["split"][ogb_key].tolist())
     cache = fx["base"] / "processed" / "geometric_data_processed.pt"
     assert cache.is_file()
-    again = gd.load("ogbn_arxiv", root=tmp_path)  # torch.load of ogb's cache (weights_only)
+    # torch.load of ogb's cache (weights_only)
+    again = gd.load("ogbn_arxiv", root=tmp_path, verify=False)
     assert torch.equal(again.edge_index, data.edge_index) and torch.equal(again.y, data.y)
 
 
 def test_ogbn_products_and_proteins_fixtures_load(tmp_path):
     fx = write_ogb(tmp_path, "ogbn-products", seed=1)
-    data = gd.load("products", root=tmp_path)
+    data = gd.load("products", root=tmp_path, verify=False)
     assert data.edge_index.size(1) == 2 * fx["e"]  # ogb adds the inverse edges itself
     assert is_undirected(data.edge_index) and data.y.dim() == 1 and data.num_classes == 47
     assert mask_ids(data.test_mask) == set(fx["split"]["test"].tolist())
 
     fx = write_ogb(tmp_path, "ogbn-proteins", seed=2)
-    data = gd.load("ogbn-proteins", root=tmp_path)
+    data = gd.load("ogbn-proteins", root=tmp_path, verify=False)
     assert data.y.shape == (fx["n"], 112) and data.num_classes == 112
     assert gd.info("ogbn-proteins").metric == "roc_auc"
     # x is the mean of the incoming edges' features (each edge stored in both directions)
@@ -619,12 +641,12 @@ def test_ogb_truncated_raw_is_named(tmp_path):
 
 def test_ogb_corrupt_cache_is_rebuilt(tmp_path):
     fx = write_ogb(tmp_path, "ogbn-arxiv")
-    first = gd.load("ogbn-arxiv", root=tmp_path)
+    first = gd.load("ogbn-arxiv", root=tmp_path, verify=False)
     truncate(fx["base"] / "processed" / "geometric_data_processed.pt", 0.5)
     with pytest.warns(UserWarning, match="geometric_data_processed.pt"):
-        data = gd.load("ogbn-arxiv", root=tmp_path)
+        data = gd.load("ogbn-arxiv", root=tmp_path, verify=False)
     assert torch.equal(data.edge_index, first.edge_index)
-    gd.load("ogbn-arxiv", root=tmp_path)
+    gd.load("ogbn-arxiv", root=tmp_path, verify=False)
 
 
 # Real data (skip, naming the files, when absent) #############################

@@ -20,7 +20,14 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ACTIVATION_KINDS", "ConfigError", "RunConfig", "SweepConfig", "load_config"]
+__all__ = [
+    "ACTIVATION_KINDS",
+    "ConfigError",
+    "RunConfig",
+    "SweepConfig",
+    "check_splits",
+    "load_config",
+]
 
 #: Activation kinds of a sweep: name -> (activation name, PReLU mode).
 ACTIVATION_KINDS: dict[str, tuple[str, str | None]] = {
@@ -178,8 +185,24 @@ def _dataset_entry(entry: Any) -> tuple[str, dict[str, Any], str]:
         if not isinstance(params, Mapping):
             raise ConfigError(f"datasets[{entry['name']}].params must be a mapping")
         name = entry["name"].lower()
-        return name, dict(params), str(entry.get("label") or name)
+        label = entry.get("label") or name
+        if not isinstance(label, str):
+            raise ConfigError(f"datasets[{name}].label must be a string, got {label!r}")
+        _check_label(name, label)
+        return name, dict(params), label
     raise ConfigError(f"datasets entries must be a name or a mapping, got {entry!r}")
+
+
+def _check_label(name: str, label: str) -> None:
+    """A label names the report's files and headings: no path separators or control
+    characters, and not ``.`` or ``..``."""
+    bad = sorted({c for c in label if c in "/\\" or not c.isprintable()})
+    if bad or label.strip() in ("", ".", ".."):
+        raise ConfigError(
+            f"datasets[{name}].label={label!r} cannot name report files: a label may not "
+            f"be empty, '.' or '..', nor contain '/', '\\' or control characters"
+            + (f" (found {bad})" if bad else "")
+        )
 
 
 def _dataset_params(name: str) -> dict[str, Any]:
@@ -191,6 +214,38 @@ def _dataset_params(name: str) -> dict[str, Any]:
     if name == "csbm":
         return {k: p.default for k, p in inspect.signature(ds.make_csbm).parameters.items()}
     return {"split": "public"}
+
+
+def check_splits(name: str, params: Mapping[str, Any], label: str, splits: Iterable[int]) -> None:
+    """Raise :class:`ConfigError` unless every split index selects one of the dataset's own
+    splits (:func:`gnnleaky.datasets.num_splits`; a single-split dataset has split 0 only),
+    so that no run repeats another under a new index.
+
+    Example:
+        >>> check_splits("texas", {}, "texas", [0, 9])
+        >>> try:
+        ...     check_splits("texas", {}, "texas", [10])
+        ... except ConfigError as err:
+        ...     print(err)
+        splits: split 10 is not available for dataset 'texas': ... allowed indices 0..9
+    """
+    from gnnleaky import datasets as ds
+
+    kwargs = {k: v for k, v in params.items() if k != "split"}
+    try:
+        count = ds.num_splits(name, params.get("split", "public"), **kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"datasets[{name}]: {err}") from None
+    bad = [s for s in splits if s >= count]
+    if bad:
+        which = f"dataset {label!r}" if label == name else f"dataset {label!r} ({name})"
+        hint = ""
+        if count == 1 and ds.info(name).family == "planetoid":
+            hint = "; params {split: geom-gcn} gives it 10 splits"
+        raise ConfigError(
+            f"splits: split {bad[0]} is not available for {which}: it has {count} "
+            f"split{'s' if count > 1 else ''}, allowed indices 0..{count - 1}{hint}"
+        )
 
 
 @dataclass(frozen=True)
@@ -292,8 +347,9 @@ class SweepConfig:
         for grid in ("datasets", "convs", "depths", "activations", "seeds", "splits"):
             if not getattr(self, grid):
                 raise ConfigError(f"{grid} is empty: the grid would have no runs")
+        ints("splits", self.splits, 0)
         for entry in self.datasets:
-            name, params, _ = _dataset_entry(dict(entry) if isinstance(entry, tuple) else entry)
+            name, params, label = _dataset_entry(dict(entry) if isinstance(entry, tuple) else entry)
             try:
                 ds.info(name)
             except ValueError as err:
@@ -320,12 +376,12 @@ class SweepConfig:
                         f"datasets[{name}].params.{k} must be "
                         f"{kind.get(want, want.__name__)}, got {v!r}"
                     )
+            check_splits(name, params, label, self.splits)
         for c in self.convs:
             if c not in _CONVS:
                 raise ConfigError(f"convs: unknown conv {c!r}; allowed: {list(_CONVS)}")
         ints("depths", self.depths, 1)
         ints("seeds", self.seeds, 0)
-        ints("splits", self.splits, 0)
         for a in self.activations:
             if _KIND_ALIASES.get(a, a) not in ACTIVATION_KINDS:
                 raise ConfigError(

@@ -4,11 +4,19 @@
 activation/slope, per-layer Dirichlet energy curves (log scale) coloured by slope, the
 high-frequency ratio per layer, the learned PReLU slopes per layer, and a Markdown summary
 with mean ± std tables.
+
+A table cell (and a plotted line) aggregates only runs that differ in seed and split. When
+the store holds runs of one cell whose configs differ in anything else (a second sweep
+with other epochs into the same store, two cSBM graphs under one label), the differing
+keys are named and each configuration is shown apart as a *variant*, never averaged in.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +25,84 @@ import pandas as pd
 
 from gnnleaky.bench.store import Results, load
 
-__all__ = ["column_label", "layer_table", "make_report", "summary_table"]
+__all__ = ["column_label", "config_variants", "layer_table", "make_report", "summary_table"]
 
 log = logging.getLogger(__name__)
 
 _KIND_ORDER = {"relu": 0, "leaky_relu": 1, "prelu_layer": 2, "prelu_channel": 3}
+# Config keys that place a run in a table: its section, row and column.
+_CELL_KEYS = ("dataset_label", "conv", "num_layers", "act", "prelu_mode", "negative_slope")
+# Config keys over which a cell aggregates.
+_REPLICATE_KEYS = ("seed", "split")
+_SECTION = ["dataset_label", "conv"]
+_CELL = ["num_layers", "activation", "negative_slope"]
+
+
+def _flat(config: Any) -> dict[str, Any]:
+    """A stored config with ``dataset_params`` spread into ``dataset_params.<name>`` keys."""
+    if not isinstance(config, Mapping):
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if key == "dataset_params" and isinstance(value, Mapping):
+            out.update({f"dataset_params.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _variants(runs: pd.DataFrame) -> tuple[pd.Series, dict[tuple, list[str]]]:
+    """Each run's variant label (see :func:`config_variants`) and, per table (dataset
+    label, conv), the config keys that differ inside one of its cells."""
+    flat = [_flat(c) for c in runs["config"]] if "config" in runs else [{}] * len(runs)
+    keys = sorted(set().union(set(), *flat) - set(_CELL_KEYS) - set(_REPLICATE_KEYS))
+    labels = pd.Series("", index=runs.index, dtype=object)
+    if runs.empty or not keys:
+        return labels, {}
+    values = pd.DataFrame(
+        [[_text(f.get(k)) for k in keys] for f in flat], index=runs.index, columns=keys
+    )
+    cells = [runs[c] for c in (*_SECTION, *_CELL)]
+    split = (values.groupby(cells).nunique() > 1).groupby(level=[0, 1]).any()
+    differing = {
+        section: [k for k in keys if row[k]] for section, row in split.iterrows() if row.any()
+    }
+    for (label, conv), found in differing.items():
+        mask = (runs.dataset_label == label) & (runs.conv == conv)
+        labels.loc[mask] = [
+            ", ".join(f"{k}={v}" for k, v in zip(found, row))
+            for row in values.loc[mask, found].itertuples(index=False)
+        ]
+    return labels, differing
+
+
+def config_variants(runs: pd.DataFrame) -> pd.Series:
+    """Per run, the configuration it belongs to within its cell: ``""`` where every cell of
+    its table (dataset label and conv) holds one configuration, else the values of the
+    config keys that differ inside a cell, e.g. ``"epochs=3, hidden_channels=4"``.
+
+    A cell is a dataset label, conv, depth and activation setting; its runs may differ
+    in seed and split only, which are what it aggregates over.
+
+    Example:
+        >>> base = {"epochs": 200, "hidden_channels": 64, "seed": 0}
+        >>> runs = pd.DataFrame({"dataset_label": ["a"] * 3, "conv": ["gcn"] * 3,
+        ...     "num_layers": [2] * 3, "activation": ["relu"] * 3, "negative_slope": [0.0] * 3,
+        ...     "config": [base, {**base, "seed": 1}, {**base, "epochs": 3}]})
+        >>> config_variants(runs).tolist()
+        ['epochs=200', 'epochs=200', 'epochs=3']
+    """
+    return _variants(runs)[0]
+
+
+def _with_variants(runs: pd.DataFrame) -> pd.DataFrame:
+    if "variant" in runs:
+        return runs
+    return runs.assign(variant=config_variants(runs))
 
 
 def column_label(activation: str, negative_slope: float) -> str:
@@ -43,9 +124,11 @@ def _label_order(runs: pd.DataFrame) -> list[str]:
 
 
 def summary_table(runs: pd.DataFrame, score: str = "test_score") -> pd.DataFrame:
-    """Mean, std and count of ``score`` over seeds for each dataset, conv, depth and setting.
+    """Mean, std and count of ``score`` over seeds (and splits) for each dataset label,
+    conv, variant (see :func:`config_variants`), depth and setting.
 
-    Failed runs are counted separately (column ``failed``) and left out of the mean.
+    Failed runs are counted separately (column ``failed``) and left out of the mean; the
+    std of a single run is NaN.
 
     Example:
         >>> runs = pd.DataFrame({"dataset_label": ["a"] * 3, "conv": ["gcn"] * 3,
@@ -55,10 +138,10 @@ def summary_table(runs: pd.DataFrame, score: str = "test_score") -> pd.DataFrame
         >>> summary_table(runs)[["mean", "std", "n", "failed"]].round(3).values.tolist()
         [[0.7, 0.141, 2.0, 1.0]]
     """
-    df = runs.copy()
+    df = _with_variants(runs).copy()
     df["setting"] = [column_label(a, s) for a, s in zip(df.activation, df.negative_slope)]
     df["ok"] = df.status == "ok"
-    keys = ["dataset_label", "conv", "num_layers", "setting"]
+    keys = ["dataset_label", "conv", "variant", "num_layers", "setting"]
     ok = df[df.ok]
     agg = ok.groupby(keys)[score].agg(["mean", "std", "count"]).rename(columns={"count": "n"})
     failed = df[~df.ok].groupby(keys).size().rename("failed")
@@ -69,13 +152,41 @@ def summary_table(runs: pd.DataFrame, score: str = "test_score") -> pd.DataFrame
 def layer_table(
     results: Results, metric: str = "dirichlet", stage: str = "post", when: str = "best"
 ) -> pd.DataFrame:
-    """Per-layer values of one metric joined with the run settings, averaged over seeds."""
+    """Per-layer values of one metric joined with the run settings, averaged over seeds
+    (and splits) within each cell and variant, as :func:`summary_table` groups runs."""
     lay = results.layers
     lay = lay[(lay.metric == metric) & (lay.stage == stage) & (lay["when"] == when)]
-    runs = results.runs[results.runs.status == "ok"]
+    runs = _with_variants(results.runs)
+    runs = runs[runs.status == "ok"].drop(columns=["metric"])
     df = lay.merge(runs, left_on="run_key", right_on="key")
-    keys = ["dataset_label", "conv", "num_layers", "activation", "negative_slope", "layer"]
+    keys = [*_SECTION, "variant", *_CELL, "layer"]
     return df.groupby(keys)["value"].agg(["mean", "std"]).reset_index()
+
+
+def _slug(text: str) -> str:
+    """A file-name part: anything but letters, digits and ``._=+-`` becomes ``_``."""
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", str(text)).strip("._") or "_"
+
+
+def _stems(runs: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """A distinct file stem per (dataset label, conv, variant): ``<label>_<conv>``, with
+    ``_<k>`` for the k-th variant of a table."""
+    stems: dict[tuple[str, str, str], str] = {}
+    used: set[str] = set()
+    for (label, conv), sub in runs.groupby(_SECTION):
+        for k, variant in enumerate(sorted(set(sub.variant)), 1):
+            stem = f"{_slug(label)}_{_slug(conv)}" + (f"_{k}" if variant else "")
+            base, n = stem, 1
+            while stem in used:  # labels that differ only in characters a file name drops
+                n += 1
+                stem = f"{base}-{n}"
+            used.add(stem)
+            stems[(label, conv, variant)] = stem
+    return stems
+
+
+def _title(label: str, conv: str, variant: str) -> str:
+    return f"{label} / {conv}" + (f" [{variant}]" if variant else "")
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -88,18 +199,24 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _heatmaps(runs: pd.DataFrame, out: Path) -> list[Path]:
+def _section_metric(runs: pd.DataFrame, label: str) -> str:
+    return "/".join(dict.fromkeys(runs.loc[runs.dataset_label == label, "metric"].astype(str)))
+
+
+def _heatmaps(
+    runs: pd.DataFrame, table: pd.DataFrame, stems: dict[tuple[str, str, str], str], out: Path
+) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = []
-    table = summary_table(runs)
-    for (label, conv), sub in table.groupby(["dataset_label", "conv"]):
+    table = table[table["n"] > 0]  # cells with finished runs only
+    for (label, conv, variant), sub in table.groupby([*_SECTION, "variant"]):
         order = [
             c for c in _label_order(runs[runs.dataset_label == label]) if c in set(sub.setting)
         ]
         grid = sub.pivot(index="num_layers", columns="setting", values="mean")
-        grid = grid.reindex(columns=order).sort_index()
-        metric = runs.loc[runs.dataset_label == label, "metric"].iloc[0]
+        grid = grid.reindex(columns=order).sort_index().astype(float)
+        metric = _section_metric(runs, label)
         fig, ax = plt.subplots(figsize=(1.1 * len(order) + 3, 0.55 * len(grid) + 2.2))
         im = ax.imshow(grid.values * 100, cmap="viridis", aspect="auto", vmin=0, vmax=100)
         ax.set_xticks(range(len(order)), order, rotation=45, ha="right")
@@ -118,13 +235,19 @@ def _heatmaps(runs: pd.DataFrame, out: Path) -> list[Path]:
                     color="white" if v < 0.6 else "black",
                 )
         fig.colorbar(im, ax=ax, label=f"mean test {metric} (%)")
-        ax.set_title(f"{label} / {conv}: mean test {metric} over seeds")
-        paths.append(_save(fig, out / f"heatmap_{label}_{conv}.png"))
+        ax.set_title(f"{_title(label, conv, variant)}: mean test {metric} over seeds", fontsize=9)
+        paths.append(_save(fig, out / f"heatmap_{stems[(label, conv, variant)]}.png"))
     return paths
 
 
 def _layer_curves(
-    results: Results, out: Path, metric: str, ylabel: str, log_y: bool, stem: str
+    results: Results,
+    stems: dict[tuple[str, str, str], str],
+    out: Path,
+    metric: str,
+    ylabel: str,
+    log_y: bool,
+    stem: str,
 ) -> list[Path]:
     import matplotlib.pyplot as plt
 
@@ -132,7 +255,7 @@ def _layer_curves(
     paths = []
     if tab.empty:
         return paths
-    for (label, conv), sub in tab.groupby(["dataset_label", "conv"]):
+    for (label, conv, variant), sub in tab.groupby([*_SECTION, "variant"]):
         depth = sub.num_layers.max()
         sub = sub[sub.num_layers == depth]
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -154,19 +277,22 @@ def _layer_curves(
         ax.set_xlabel("layer")
         ax.set_ylabel(ylabel)
         ax.set_title(
-            f"{label} / {conv}, depth {depth}, best epoch\n{ylabel} per layer", fontsize=10
+            f"{_title(label, conv, variant)}, depth {depth}, best epoch\n{ylabel} per layer",
+            fontsize=10,
         )
         ax.legend(fontsize=7, ncol=2)
-        paths.append(_save(fig, out / f"{stem}_{label}_{conv}.png"))
+        paths.append(_save(fig, out / f"{stem}_{stems[(label, conv, variant)]}.png"))
     return paths
 
 
-def _slope_plots(runs: pd.DataFrame, out: Path) -> list[Path]:
+def _slope_plots(
+    runs: pd.DataFrame, stems: dict[tuple[str, str, str], str], out: Path
+) -> list[Path]:
     import matplotlib.pyplot as plt
 
     prelu = runs[(runs.act == "prelu") & (runs.status == "ok")]
     paths = []
-    for (label, conv), sub in prelu.groupby(["dataset_label", "conv"]):
+    for (label, conv, variant), sub in prelu.groupby([*_SECTION, "variant"]):
         depth = sub.num_layers.max()
         sub = sub[sub.num_layers == depth]
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -178,81 +304,124 @@ def _slope_plots(runs: pd.DataFrame, out: Path) -> list[Path]:
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_xlabel("layer")
         ax.set_ylabel("learned negative slope α (mean over channels)")
-        ax.set_title(f"{label} / {conv}, depth {depth}: learned PReLU slopes")
+        ax.set_title(f"{_title(label, conv, variant)}, depth {depth}: learned PReLU slopes")
         ax.legend()
-        paths.append(_save(fig, out / f"slopes_{label}_{conv}.png"))
+        paths.append(_save(fig, out / f"slopes_{stems[(label, conv, variant)]}.png"))
     return paths
 
 
-def _markdown(results: Results) -> str:
-    runs = results.runs
+def _cell_text(row: Any) -> str:
+    """``m ± s (n=k)``; ``m (n=1)`` for a single run (no spread to show); failed runs added."""
+    n, failed = int(row.n), int(row.failed)
+    if n == 0:
+        return "failed" if failed else ""
+    m = 100 * row["mean"]
+    text = f"{m:.1f} ± {100 * row['std']:.1f} (n={n})" if n > 1 else f"{m:.1f} (n=1)"
+    return text + (f", {failed} failed" if failed else "")
+
+
+def _markdown(runs: pd.DataFrame, table: pd.DataFrame, differing: dict[tuple, list[str]]) -> str:
     lines = ["# Sweep summary", ""]
     ok = int((runs.status == "ok").sum())
     lines.append(
         f"{len(runs)} runs stored, {ok} finished, {len(runs) - ok} failed. "
-        "Scores are test scores at the best validation epoch, mean ± std over "
-        "seeds, in percent."
+        "Scores are test scores at the best validation epoch, in percent: mean ± std over "
+        "the runs of a cell, which differ in seed (and split) only; n is their number "
+        "(no std for a single run)."
     )
-    table = summary_table(runs)
-    for (label, conv), sub in table.groupby(["dataset_label", "conv"]):
-        metric = runs.loc[runs.dataset_label == label, "metric"].iloc[0]
+    for (label, conv), sub in table.groupby(_SECTION):
         order = [
             c for c in _label_order(runs[runs.dataset_label == label]) if c in set(sub.setting)
         ]
+        keys = differing.get((label, conv), [])
+        variant = ["variant"] if keys else []
+        lines += ["", f"## {label} / {conv} (test {_section_metric(runs, label)}, %)", ""]
+        if keys:
+            lines += [
+                f"The runs of one cell differ in {', '.join(keys)} (not only in seed and "
+                "split): each configuration is shown on its own row (column *variant*), "
+                "never averaged with another.",
+                "",
+            ]
         lines += [
-            "",
-            f"## {label} / {conv} (test {metric}, %)",
-            "",
-            "| depth | " + " | ".join(order) + " |",
-            "|---|" + "---|" * len(order),
+            "| " + " | ".join(["depth", *variant, *order]) + " |",
+            "|---|" + "---|" * (len(variant) + len(order)),
         ]
-        for depth, row in sub.groupby("num_layers"):
-            cells = []
+        for (depth, var), row in sub.groupby(["num_layers", "variant"]):
+            cells = [str(depth), *([var.replace("|", "\\|")] if keys else [])]
             for setting in order:
                 r = row[row.setting == setting]
-                if r.empty or r["n"].iloc[0] == 0:
-                    cells.append("failed" if not r.empty else "")
-                    continue
-                m, s = 100 * r["mean"].iloc[0], 100 * np.nan_to_num(r["std"].iloc[0])
-                cells.append(f"{m:.1f} ± {s:.1f}")
-            lines.append(f"| {depth} | " + " | ".join(cells) + " |")
+                cells.append(_cell_text(r.iloc[0]) if not r.empty else "")
+            lines.append("| " + " | ".join(cells) + " |")
     failed = runs[runs.status != "ok"]
     if len(failed):
         lines += ["", "## Failed runs", ""]
         lines += [
             f"- `{r.key}` {r.dataset_label} depth {r.num_layers} "
-            f"{column_label(r.activation, r.negative_slope)} seed {r.seed}: {r.reason}"
+            f"{column_label(r.activation, r.negative_slope)} seed {r.seed}"
+            + (f" [{r.variant}]" if r.variant else "")
+            + f": {r.reason}"
             for r in failed.itertuples()
         ]
     return "\n".join(lines) + "\n"
 
 
 def make_report(results: str | Path | Results, out: str | Path) -> list[Path]:
-    """Write the report's PNGs and ``summary.md`` to ``out``; returns the written paths."""
+    """Write the report's PNGs and ``summary.md`` to the folder ``out``; returns the
+    written paths.
+
+    Raises ``ValueError`` when the store holds no runs or ``out`` is an existing file. A
+    store of failed runs only gets a ``summary.md`` listing them, and no plots.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(
+            f"out={str(out)!r} is an existing file; the report needs a folder (it writes "
+            "summary.md and PNGs into it)"
+        )
     if not isinstance(results, Results):
         results = load(results)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     if results.runs.empty:
         raise ValueError("the results store holds no runs: nothing to report")
-    paths = _heatmaps(results.runs, out)
-    paths += _layer_curves(
-        results, out, "dirichlet", "Dirichlet energy E(X) (unnormalized)", True, "energy"
-    )
-    paths += _layer_curves(
-        results,
-        out,
-        "hf_ratio",
-        "high-frequency share of ||X||² (λ ≥ 1, sym. Laplacian)",
-        False,
-        "hf_ratio",
-    )
-    paths += _slope_plots(results.runs, out)
+    variants, differing = _variants(results.runs)
+    runs = results.runs.assign(variant=variants)
+    results = Results(runs, results.layers, results.curves)
+    for (label, conv), keys in differing.items():
+        log.warning(
+            "%s / %s: runs of one cell differ in %s (not only in seed and split); "
+            "each configuration is shown apart as a variant",
+            label,
+            conv,
+            ", ".join(keys),
+        )
+    table = summary_table(runs)
+    stems = _stems(runs)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    if (runs.status == "ok").any():
+        paths += _heatmaps(runs, table, stems, out)
+        paths += _layer_curves(
+            results, stems, out, "dirichlet", "Dirichlet energy E(X) (unnormalized)", True, "energy"
+        )
+        paths += _layer_curves(
+            results,
+            stems,
+            out,
+            "hf_ratio",
+            "high-frequency share of ||X||² (λ ≥ 1, sym. Laplacian)",
+            False,
+            "hf_ratio",
+        )
+        paths += _slope_plots(runs, stems, out)
+    else:
+        log.warning(
+            "all %d runs in the store failed: no plots; summary.md lists their errors", len(runs)
+        )
     md = out / "summary.md"
-    md.write_text(_markdown(results))
+    md.write_text(_markdown(runs, table, differing))
     paths.append(md)
     log.info("report: wrote %d files to %s", len(paths), out)
     return paths

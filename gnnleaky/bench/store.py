@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import sqlite3
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-__all__ = ["Results", "ResultsStore", "StoreError", "environment", "load"]
+__all__ = ["Results", "ResultsStore", "StoreError", "check_writable", "environment", "load"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,13 @@ CREATE TABLE IF NOT EXISTS curves (
 );
 INSERT OR IGNORE INTO meta VALUES ('magic', '{MAGIC}'), ('schema_version', '{SCHEMA_VERSION}');
 """
+# The columns each table of schema version SCHEMA_VERSION must have (more are allowed).
+_COLUMNS = {
+    "meta": ("key", "value"),
+    "runs": _RUN_COLUMNS,
+    "layers": ("run_key", "layer", "stage", "metric", "when", "value"),
+    "curves": ("run_key", "epoch", "train_loss", "train_score", "val_score", "test_score"),
+}
 
 
 class StoreError(ValueError):
@@ -135,6 +144,53 @@ def _check_file(path: Path) -> None:
             )
 
 
+def check_writable(path: str | Path) -> None:
+    """Raise :class:`StoreError` naming the problem if a results store cannot be written
+    (or created) at ``path``: SQLite writes journal files beside the store, so its folder
+    must be writable too.
+
+    Example:
+        >>> import tempfile, os
+        >>> with tempfile.NamedTemporaryFile() as f:
+        ...     try:
+        ...         check_writable(os.path.join(f.name, "r.sqlite"))
+        ...     except StoreError as err:
+        ...         print(err)
+        cannot create the results store '...': '...' is a file, not a folder
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"results path {str(path)!r} is a directory, expected a .sqlite file")
+    folder = path.absolute().parent
+    while not folder.exists():  # the first folder that exists (the rest will be created)
+        folder = folder.parent
+    if not folder.is_dir():
+        raise StoreError(
+            f"cannot create the results store {str(path)!r}: {str(folder)!r} is a file, "
+            "not a folder"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(
+            f"cannot write the results store {str(path)!r}: its folder {str(folder)!r} is "
+            "read-only (SQLite writes journal files beside the store)"
+        )
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StoreError(
+            f"cannot write the results store {str(path)!r}: the file is read-only "
+            "(no write permission)"
+        )
+
+
+def _uri(path: Path, mode: str) -> str:
+    """An SQLite URI for ``path`` (quoted: a '?' or '#' in a file name is part of the name)."""
+    return f"file:{urllib.parse.quote(str(path))}?mode={mode}"
+
+
+def _connect(uri: str) -> sqlite3.Connection:
+    """The one place a store connection is made (autocommit; transactions are explicit)."""
+    return sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+
+
 class ResultsStore:
     """A results store on disk (created on first use).
 
@@ -157,15 +213,15 @@ class ResultsStore:
         if readonly and not self.path.exists():
             raise StoreError(f"results store {str(self.path)!r} does not exist")
         if not readonly:
+            check_writable(self.path)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
         # SQLite creates -wal / -shm files when it opens a file whose header says WAL; if
         # the file turns out not to be a store, the ones created here are removed again.
         sidecars = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")]
         existing = {p for p in sidecars if p.exists()}
         self.conn = None
         try:
-            self._open(uri, readonly)
+            self._open(readonly, wal=sidecars[0] in existing)
         except BaseException:
             if self.conn is not None:
                 self.conn.close()
@@ -174,14 +230,40 @@ class ResultsStore:
                     p.unlink(missing_ok=True)
             raise
 
-    def _open(self, uri: str, readonly: bool) -> None:
+    def _readonly_uri(self, wal: bool) -> tuple[str, bool]:
+        """How to open for reading: ``(uri, query_only)``.
+
+        Where the store and its folder are writable, a read-write connection with
+        ``query_only`` set: SQLite then removes the -wal / -shm files it creates when the
+        last connection closes (a read-only connection leaves them behind). Otherwise a
+        read-only one; with no -wal file beside the store (no connection has it open, and
+        we cannot write it) as ``immutable``, which needs no -shm file, so that a store in a
+        read-only folder can be read.
+        """
+        if os.access(self.path, os.W_OK) and os.access(self.path.absolute().parent, os.W_OK):
+            return _uri(self.path, "rw"), True
+        if not wal:
+            return _uri(self.path, "ro") + "&immutable=1", False
+        return _uri(self.path, "ro"), False
+
+    def _open(self, readonly: bool, wal: bool) -> None:
+        uri, query_only = self._readonly_uri(wal) if readonly else (_uri(self.path, "rwc"), False)
         try:
-            self.conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+            self.conn = _connect(uri)
             self.conn.execute("PRAGMA busy_timeout = 60000")
+            if query_only:
+                self.conn.execute("PRAGMA query_only = ON")
             tables = {
                 r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
             }
         except sqlite3.DatabaseError as err:
+            if readonly and wal and not os.access(self.path.absolute().parent, os.W_OK):
+                raise StoreError(
+                    f"cannot read the results store {str(self.path)!r}: it has a -wal file "
+                    "(runs not yet merged into the store) but SQLite cannot open it in a "
+                    f"read-only folder ({err}); copy the store with its -wal file to a "
+                    "writable folder"
+                ) from None
             raise StoreError(f"{str(self.path)!r} is not a readable results store: {err}") from None
         if tables and "meta" not in tables:
             raise StoreError(
@@ -192,9 +274,37 @@ class ResultsStore:
             magic = self.conn.execute("SELECT value FROM meta WHERE key='magic'").fetchone()
             if not magic or magic[0] != MAGIC:
                 raise StoreError(f"{str(self.path)!r} is not a gnnleaky results store")
+            self._check_schema(tables, readonly)
         elif not readonly:
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+
+    def _check_schema(self, tables: set[str], readonly: bool) -> None:
+        """Refuse, before anything is trained or read, a store of another schema version or
+        one that lacks a table or column this version reads and writes."""
+        action = "read" if readonly else "write"
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = row[0] if row else None
+        if version != str(SCHEMA_VERSION):
+            raise StoreError(
+                f"results store {str(self.path)!r} has schema_version {version!r}; this "
+                f"version of gnnleaky knows schema_version {SCHEMA_VERSION} only; "
+                f"refusing to {action} it"
+            )
+        for table, columns in _COLUMNS.items():
+            have = (
+                {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+                if table in tables
+                else set()
+            )
+            missing = [c for c in columns if c not in have]
+            if missing:
+                what = f"table {table!r} " + (f"lacks columns {missing}" if have else "is missing")
+                raise StoreError(
+                    f"results store {str(self.path)!r} is damaged or of another version: "
+                    f"{what} (schema_version {SCHEMA_VERSION} needs them); refusing to "
+                    f"{action} it"
+                )
 
     def __enter__(self) -> ResultsStore:
         return self
@@ -294,8 +404,14 @@ class ResultsStore:
                 ],
             )
             cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
+        except BaseException as err:
+            # SQLite may have ended the transaction itself (a failed COMMIT, e.g. a full
+            # disk, rolls back); a ROLLBACK then would fail and hide the real error.
+            if self.conn.in_transaction:
+                try:
+                    cur.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.warning("ROLLBACK after %r failed", err, exc_info=True)
             raise
         return True
 

@@ -11,8 +11,12 @@ the sweep goes on.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
+import sys
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -20,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gnnleaky.bench.config import RunConfig, SweepConfig
-from gnnleaky.bench.store import ResultsStore
+from gnnleaky.bench.config import RunConfig, SweepConfig, check_splits
+from gnnleaky.bench.store import ResultsStore, check_writable
 
 __all__ = ["BACKENDS", "SweepSummary", "check_data", "plan", "run_sweep", "split_groups"]
 
@@ -61,6 +65,7 @@ def plan(
         >>> [len(g) for g in plan(cfg)]
         [6, 6]
     """
+    _check_max_group(max_group)
     done = done or set()
     groups: OrderedDict[tuple, list[RunConfig]] = OrderedDict()
     for run in _runs(config):
@@ -71,6 +76,13 @@ def plan(
         step = max_group or len(runs)
         out.extend(runs[i : i + step] for i in range(0, len(runs), step))
     return out
+
+
+def _check_max_group(max_group: int | None) -> None:
+    if max_group is not None and (
+        isinstance(max_group, bool) or not isinstance(max_group, int) or max_group < 1
+    ):
+        raise ValueError(f"max_group must be a positive int (or None: no limit), got {max_group!r}")
 
 
 def _data_loader(root: str | None) -> Callable[[RunConfig], tuple[Any, Any]]:
@@ -93,11 +105,21 @@ def _data_loader(root: str | None) -> Callable[[RunConfig], tuple[Any, Any]]:
 
 
 def check_data(config: SweepConfig | Sequence[RunConfig], root: str | None = None) -> None:
-    """Raise :class:`~gnnleaky.datasets.DatasetNotFoundError` before any run starts if a
-    dataset of the sweep has no raw files under the data root."""
+    """Before any run starts: raise :class:`~gnnleaky.datasets.DatasetNotFoundError` if a
+    dataset of the sweep has no raw files under the data root, and
+    :class:`~gnnleaky.bench.config.ConfigError` if a run's split index is not one of its
+    dataset's splits (:func:`~gnnleaky.bench.config.check_splits`)."""
     from gnnleaky import datasets
 
-    needed = {(r.dataset, dict(r.dataset_params).get("split", "public")) for r in _runs(config)}
+    runs = _runs(config)
+    splits: dict[tuple, set[int]] = {}
+    for run in runs:
+        splits.setdefault((run.dataset, run.dataset_params, run.dataset_label), set()).add(
+            run.split
+        )
+    for (name, params, label), indices in splits.items():
+        check_splits(name, dict(params), label, sorted(indices))
+    needed = {(r.dataset, dict(r.dataset_params).get("split", "public")) for r in runs}
     for name, split in sorted(needed):
         files = datasets.raw_files(name, root, split)
         missing = [f for f in files if not f.is_file()]
@@ -217,9 +239,39 @@ def _ray(
 _WORKER_GRAPHS: dict[Any, Callable[[RunConfig], tuple[Any, Any]]] = {}
 
 
-def _process_init(threads: int) -> None:
+def _die_with(parent: int) -> None:
+    """End this worker process when the driver ``parent`` dies, even by SIGKILL (which
+    lets it run no cleanup): on Linux the kernel sends SIGKILL to the worker when its
+    parent ends (``prctl(PR_SET_PDEATHSIG)``); elsewhere, and as a fallback, a daemon
+    thread checks every second whether the worker has been re-parented.
+
+    The kernel's signal follows the thread that started the worker; the pool starts its
+    workers from the thread that submits the groups, which holds the pool until the end.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl in this libc
+            log.debug("prctl(PR_SET_PDEATHSIG) unavailable; watching the parent instead")
+    if os.getppid() != parent:  # the driver died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="gnnleaky-parent-watch", daemon=True).start()
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _process_init(threads: int, parent: int) -> None:
     import torch
 
+    _die_with(parent)
     torch.set_num_threads(threads)
 
 
@@ -284,7 +336,10 @@ def _processes(
         groups = split_groups(groups, workers)
     ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
     with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_process_init, initargs=(max(1, threads // workers),)
+        workers,
+        mp_context=ctx,
+        initializer=_process_init,
+        initargs=(max(1, threads // workers), os.getpid()),
     ) as pool:
         # biggest groups first, so that no big one starts last and runs alone
         order = sorted(groups, key=lambda g: -len(g) * g[0].num_layers * g[0].epochs)
@@ -319,7 +374,8 @@ def run_sweep(
 
     Args:
         config (SweepConfig): The grid.
-        store_path (str or Path): Results store (created if absent).
+        store_path (str or Path): Results store (created when the first run is stored;
+            a path where no store can be written is refused before any run starts).
         backend (str, optional): ``"local"``, ``"processes"`` or ``"ray"``.
             (default: ``"local"``)
         root (str, optional): Data root (else ``GNNLEAKY_DATA``, else ``./datasets``).
@@ -334,14 +390,26 @@ def run_sweep(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
+    _check_max_group(max_group)
     start = time.perf_counter()
     runs = config.expand()
     check_data(runs, root)
     summary = SweepSummary()
-    with ResultsStore(store_path) as store:
-        done = (
-            store.finished_keys() if not retry_failed else store.finished_keys(include_failed=False)
-        )
+    store_path = Path(store_path)
+    # An existing store is opened (and its schema checked) now; a new one is created only
+    # when the first result is written, so that a sweep that fails before (bad data, an
+    # interrupt) leaves no empty store behind. Either way a store that cannot be written
+    # is refused before anything trains.
+    store = None
+    if store_path.is_file() and store_path.stat().st_size > 0:
+        store = ResultsStore(store_path)
+    else:
+        check_writable(store_path)
+    try:
+        if store is None:
+            done: set[str] = set()
+        else:
+            done = store.finished_keys(include_failed=not retry_failed)
         groups = plan(runs, done, max_group)
         summary.total = len(runs)
         todo = sum(len(g) for g in groups)
@@ -368,11 +436,16 @@ def run_sweep(
                     if res.status != "ok":
                         summary.failed += 1
                         summary.failures.append((res.key, res.reason or ""))
+                    if store is None:
+                        store = ResultsStore(store_path)
                     summary.stored += store.add(res, sweep=config.name)
                 if bar is not None:
                     bar.update(len(results))
         finally:
             if bar is not None:
                 bar.close()
+    finally:
+        if store is not None:
+            store.close()
     summary.seconds = time.perf_counter() - start
     return summary

@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -55,14 +56,44 @@ KEYS = {r.key for r in CONFIG.expand()}
 SMALL = {**CSBM, "num_nodes": 100}
 
 
-def _env() -> dict[str, str]:
+def _env(**extra: str) -> dict[str, str]:
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     # One thread in the sweep and in the reference: identical kernels, and no oversubscribed
     # spinning threads on a busy 2-core machine.
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", **extra}
 
 
-def _start(cfg: Path, out: Path, args: tuple[str, ...]) -> subprocess.Popen:
+_MARK = "GNNLEAKY_TEST_SWEEP"
+
+
+def _marked(mark: str) -> set[int]:
+    """Live processes started with ``_MARK=mark`` in their environment: a sweep driver
+    and every process it started (children inherit the environment)."""
+    needle = f"{_MARK}={mark}".encode()
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    pids.add(int(entry.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return pids
+
+
+def _wait_until_gone(mark: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (left := _marked(mark)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:  # do not leave them running whatever the outcome
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes of the killed sweep still alive {timeout} s later: {left}"
+
+
+def _start(cfg: Path, out: Path, args: tuple[str, ...], mark: str = "") -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
@@ -76,7 +107,7 @@ def _start(cfg: Path, out: Path, args: tuple[str, ...]) -> subprocess.Popen:
             *args,
         ],
         cwd=REPO,
-        env=_env(),
+        env=_env(**{_MARK: mark}),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -149,7 +180,8 @@ def assert_same_results(ref: Path, got: Path) -> None:
 def _kill_and_restart(
     reference: Path, tmp_path: Path, *, seed: int, min_kills: int, args: tuple[str, ...]
 ) -> list[int]:
-    """Start, SIGKILL at a random moment, restart ... then finish; check the store."""
+    """Start, SIGKILL at a random moment, restart ... then finish; check the store, and
+    that no process of a killed sweep (a worker of the processes backend) outlives it."""
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(CONFIG.to_yaml())
     out = tmp_path / "killed.sqlite"
@@ -157,7 +189,8 @@ def _kill_and_restart(
     kills: list[int] = []  # runs stored when each kill landed
     for attempt in range(4 * min_kills):
         before = _stored(out)
-        proc = _start(cfg, out, args)
+        mark = uuid.uuid4().hex
+        proc = _start(cfg, out, args, mark)
         try:
             if attempt == 0:  # somewhere in start-up or the first groups
                 time.sleep(rng.uniform(0.2, 1.5))
@@ -180,6 +213,7 @@ def _kill_and_restart(
                 proc.kill()
                 proc.wait()
         assert proc.returncode == -signal.SIGKILL
+        _wait_until_gone(mark)
         stored = _stored(out)
         assert stored >= before, "a kill lost runs that were stored"
         assert stored <= KEYS
@@ -207,6 +241,40 @@ def _kill_and_restart(
 
 def test_sigkill_and_restart(reference, tmp_path):
     _kill_and_restart(reference, tmp_path, seed=20240607, min_kills=3, args=("--max-group", "2"))
+
+
+@pytest.mark.slow
+def test_sigkill_and_restart_processes_backend(reference, tmp_path):
+    # Two worker processes train the chunks; each kill of the driver must take them along.
+    args = ("--backend", "processes", "--workers", "2", "--max-group", "2")
+    _kill_and_restart(reference, tmp_path, seed=7, min_kills=3, args=args)
+
+
+def test_workers_die_with_the_driver(tmp_path):
+    """SIGKILL of a sweep driver (no cleanup runs) ends its worker processes at once,
+    though they are in the middle of long groups."""
+    cfg = tmp_path / "long.yaml"
+    long = CONFIG.replace(depths=[16], alphas=[0.1, 0.2, 0.5], epochs=2000, seeds=[0])
+    cfg.write_text(long.to_yaml())
+    mark = uuid.uuid4().hex
+    proc = _start(cfg, tmp_path / "r.sqlite", ("--backend", "processes", "--workers", "2"), mark)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_marked(mark) - {proc.pid}) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+        workers = _marked(mark) - {proc.pid}
+        assert len(workers) >= 2, "the workers did not start"
+        time.sleep(1.0)  # into their first group
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _wait_until_gone(mark, timeout=15.0)
+    assert not (tmp_path / "r.sqlite").exists()  # killed before any run finished
 
 
 @pytest.mark.slow
