@@ -157,7 +157,7 @@ def normalized_adjacency(
         tensor([[0.5000, 0.5000],
                 [0.5000, 0.5000]])
     """
-    from gnnleaky.utils import check_edge_index, check_edge_weight
+    from gnnleaky._validation import check_edge_index, check_edge_weight
 
     if num_nodes is None:
         num_nodes = int(edge_index.max()) + 1 if edge_index.numel() else 0

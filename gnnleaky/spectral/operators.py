@@ -44,7 +44,12 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import coalesce
 
-from gnnleaky.utils import all_finite, check_edge_index, check_edge_weight, check_features
+from gnnleaky._validation import (
+    check_edge_index,
+    check_edge_weight,
+    check_features,
+    check_finite_tensor,
+)
 
 __all__ = ["DENSE_MAX_NODES", "NORMALIZATIONS", "GraphCache", "resolve_cache"]
 
@@ -484,12 +489,12 @@ def as_signal(x: Any, name: str = "x") -> Signal:
     if x.dim() == 3:
         k, n, c = x.shape
         check_features(x.reshape(k * n, c), name, finite=False)
-        check_finite(x, name)
+        check_finite_tensor(x, name)
         return Signal(x.transpose(0, 1).reshape(n, k * c), k, c)
     if x.dim() != 2:
         raise ValueError(f"{name} must have shape [N, C] or [K, N, C], got shape {tuple(x.shape)}")
     check_features(x, name, finite=False)
-    check_finite(x, name)
+    check_finite_tensor(x, name)
     return Signal(x, None, x.size(1))
 
 
@@ -499,12 +504,6 @@ def unchecked_signal(x: Tensor) -> Signal:
         k, n, c = x.shape
         return Signal(x.transpose(0, 1).reshape(n, k * c), k, c)
     return Signal(x, None, x.size(1))
-
-
-def check_finite(x: Tensor, name: str = "x") -> None:
-    """Raise the ValueError of :func:`gnnleaky.utils.check_features` for NaN/Inf entries."""
-    if not all_finite(x):
-        raise ValueError(f"{name} contains NaN or Inf values")
 
 
 def working_dtype(x: Tensor) -> torch.dtype:

@@ -3,13 +3,9 @@ import torch
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_dense_adj
 
+from gnnleaky.engine import SeededDropout, StackedGNN, dropout_mask
 from gnnleaky.nn import LeakyGNN, slopes
-from gnnleaky.nn.stacked import (
-    SeededDropout,
-    StackedGNN,
-    dropout_mask,
-    normalized_adjacency,
-)
+from gnnleaky.nn.functional import normalized_adjacency
 
 ACTS = [
     ("relu", {}),

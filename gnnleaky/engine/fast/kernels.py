@@ -47,6 +47,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from gnnleaky.engine.dropout import keep_row, next_row, row_start
+
 __all__ = [
     "activation_backward",
     "backward_layers",
@@ -76,73 +78,6 @@ def _stack_f32(typingctx, size):
         return cgutils.alloca_once(builder, ty, size=size.literal_value)
 
     return types.CPointer(types.float32)(size), codegen
-
-
-@numba.njit(**_JIT, inline="always")
-def _keep_row(raw, words, bits, drop, scale, e0, s, b0, flags):
-    """``scale`` or 0 for entries ``e0 .. e0 + len(flags) - 1`` into ``flags`` (float32): the
-    dropout multipliers of one row, or of one block of a row.
-
-    ``raw`` holds the random bytes of one model and layer in the lane order of
-    :func:`gnnleaky.nn.stacked._keep_masks` (``words``: the same bytes as int16): with
-    ``bits < 8`` entry ``e = s * B + b`` (``B = raw.size``) is the ``s``-th ``bits``-wide
-    field of byte ``b`` (the caller keeps ``s`` and ``b0`` of ``e0`` as it walks the rows:
-    :func:`_row_start`, :func:`_next_row`); with ``bits = 8`` byte ``e``; with ``bits = 16``
-    the signed 16-bit word ``e`` (``drop`` then already shifted by ``-2^15``). An entry is
-    kept iff its lane is ``>= drop`` (``drop < 2^bits``: dropout below 1).
-
-    Unsigned indices (no negative-index wrap-around) and masks compared in place of shifted
-    lanes keep every loop vectorized (Cora, width 64: the masked pass 0.058 ms against
-    0.065 at p = 0.5, 0.053 against 0.18 with 16-bit lanes)."""
-    c = flags.size
-    zero = np.float32(0.0)
-    if bits == 16:
-        d16 = np.int16(drop)
-        u = np.uint64(e0)
-        for q in range(c):
-            flags[q] = scale if words[u + np.uint64(q)] >= d16 else zero
-        return
-    if bits == 8:
-        d8 = np.uint8(drop)
-        u = np.uint64(e0)
-        for q in range(c):
-            flags[q] = scale if raw[u + np.uint64(q)] >= d8 else zero
-        return
-    nbytes = raw.size
-    field = (1 << bits) - 1
-    if b0 + c <= nbytes:  # the whole row in one field (all but a few rows)
-        # lane >= drop  <=>  byte & (field << shift) >= drop << shift: no shift per entry
-        fmask = np.uint8(field << (s * bits))
-        dmask = np.uint8(drop << (s * bits))
-        u = np.uint64(b0)
-        for q in range(c):
-            flags[q] = scale if (raw[u + np.uint64(q)] & fmask) >= dmask else zero
-    else:
-        for q in range(c):
-            e = e0 + q
-            s = e // nbytes
-            lane = np.uint8(raw[e - s * nbytes] >> np.uint8(s * bits)) & field
-            flags[q] = scale if lane >= drop else zero
-
-
-@numba.njit(**_JIT, inline="always")
-def _row_start(bits, nbytes, stride, offset, r0):
-    """``(e, s, b)`` of row ``r0``'s first mask entry ``e = r0 * stride + offset``: its
-    field ``s`` and byte ``b`` (``e = s * nbytes + b``) for lanes narrower than a byte."""
-    e = r0 * stride + offset
-    s = e // nbytes if 0 < bits < 8 else 0
-    return e, s, e - s * nbytes
-
-
-@numba.njit(**_JIT, inline="always")
-def _next_row(bits, nbytes, stride, e, s, b):
-    """:func:`_row_start` of the next row, without a division."""
-    if 0 < bits < 8:
-        b += stride
-        while b >= nbytes:
-            b -= nbytes
-            s += 1
-    return e + stride, s, b
 
 
 @numba.njit(**_JIT, inline="always")
@@ -182,7 +117,7 @@ def _propagate_blocks(bits, w, args):
     b = numba.carray(_stack_f32(w), w)
     keep = numba.carray(_stack_f32(w), w)  # the block's dropout multipliers
     words = raw.view(np.int16)
-    ent, s, byte = _row_start(bits, raw.size, stride, offset, r0)
+    ent, s, byte = row_start(bits, raw.size, stride, offset, r0)
     for i in range(r0, r1):
         e0, e1 = indptr[i], indptr[i + 1]
         q0 = 0
@@ -208,7 +143,7 @@ def _propagate_blocks(bits, w, args):
                 for q in range(w):
                     z[i, q0 + q] = a[q]
             if act and bits:
-                _keep_row(raw, words, bits, drop, scale, ent + q0, s, byte + q0, keep)
+                keep_row(raw, words, bits, drop, scale, ent + q0, s, byte + q0, keep)
                 for q in range(w):
                     x = a[q]
                     h[i, q0 + q] = (x if x > 0 else slope[q0 + q] * x) * keep[q]
@@ -217,7 +152,7 @@ def _propagate_blocks(bits, w, args):
                     x = a[q]
                     h[i, q0 + q] = x if x > 0 else slope[q0 + q] * x
             q0 += w
-        ent, s, byte = _next_row(bits, raw.size, stride, ent, s, byte)
+        ent, s, byte = next_row(bits, raw.size, stride, ent, s, byte)
 
 
 @numba.njit(**_JIT, inline="always")
@@ -231,7 +166,7 @@ def _propagate_rows(bits, args):
     acc = np.empty(c, dtype=np.float32)
     flags = np.ones(c, dtype=np.float32)
     words = raw.view(np.int16)
-    ent, s, byte = _row_start(bits, raw.size, stride, offset, r0)
+    ent, s, byte = row_start(bits, raw.size, stride, offset, r0)
     for i in range(r0, r1):
         for q in range(c):
             acc[q] = bias[q]
@@ -245,7 +180,7 @@ def _propagate_rows(bits, args):
                 z[i, q] = acc[q]
         if act:
             if bits:
-                _keep_row(raw, words, bits, drop, scale, ent, s, byte, flags)
+                keep_row(raw, words, bits, drop, scale, ent, s, byte, flags)
                 for q in range(c):
                     x = acc[q]
                     h[i, q] = (x if x > 0 else slope[q] * x) * flags[q]
@@ -253,7 +188,7 @@ def _propagate_rows(bits, args):
                 for q in range(c):
                     x = acc[q]
                     h[i, q] = x if x > 0 else slope[q] * x
-        ent, s, byte = _next_row(bits, raw.size, stride, ent, s, byte)
+        ent, s, byte = next_row(bits, raw.size, stride, ent, s, byte)
 
 
 @numba.njit(**_JIT)
@@ -263,8 +198,9 @@ def propagate(
 ):  # fmt: skip
     """Rows ``r0:r1`` of ``z = A p + bias`` and ``h = phi(z) * keep * scale``.
 
-    ``keep`` comes from the random bytes ``raw`` (see :func:`_keep_row`), entry ``(i, q)``
-    being mask entry ``i * stride + offset + q``; ``bits = 0`` means no dropout. ``z`` is
+    ``keep`` comes from the random bytes ``raw`` (see
+    :func:`~gnnleaky.engine.dropout.keep_row`), entry ``(i, q)`` being mask entry
+    ``i * stride + offset + q``; ``bits = 0`` means no dropout. ``z`` is
     written only with ``store_z``, or without ``act`` (the last layer, which has no
     activation, writes ``z`` alone). Where 64 divides the width each row is summed in
     vector registers (:func:`_propagate_blocks`), else in a private buffer: written in
@@ -288,11 +224,11 @@ def _activation_backward_rows(bits, args):
     flags = np.ones(c, dtype=np.float32)
     words = raw.view(np.int16)
     zero = np.float32(0.0)
-    ent, s, byte = _row_start(bits, raw.size, stride, offset, r0)
+    ent, s, byte = row_start(bits, raw.size, stride, offset, r0)
     for i in range(r0, r1):
         if bits:
-            _keep_row(raw, words, bits, drop, scale, ent, s, byte, flags)
-            ent, s, byte = _next_row(bits, raw.size, stride, ent, s, byte)
+            keep_row(raw, words, bits, drop, scale, ent, s, byte, flags)
+            ent, s, byte = next_row(bits, raw.size, stride, ent, s, byte)
         for q in range(c):
             g = g_h[i, q] * flags[q]
             x = z[i, q]

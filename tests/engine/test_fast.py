@@ -1,4 +1,4 @@
-"""The fused CPU path of StackedGNN (gnnleaky.nn._fast, gnnleaky.nn._kernels) against the
+"""The fused CPU path of StackedGNN (gnnleaky.engine.fast) against the
 autograd path and plain torch references."""
 
 import itertools
@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from gnnleaky.nn import LeakyGNN, _fast, _kernels
-from gnnleaky.nn.stacked import (
-    SeededDropout,
-    StackedGNN,
-    _keep_masks,
-    _random_words,
-    normalized_adjacency,
-)
+import gnnleaky.engine.fast as fast_pkg
+from gnnleaky.engine import SeededDropout, StackedGNN
+from gnnleaky.engine.dropout import keep_masks as _keep_masks
+from gnnleaky.engine.dropout import random_words as _random_words
+from gnnleaky.engine.fast import kernels as _kernels
+from gnnleaky.engine.fast import stack as _fast
+from gnnleaky.nn import LeakyGNN
+from gnnleaky.nn.functional import normalized_adjacency
 
 ACTS = [
     ("relu", {}),
@@ -51,7 +51,7 @@ def _stack(acts, num_layers=4, f=12, p=0.0, generators=True, hidden=16, out=3, *
 
 def _run(stack, x, ei, fast, monkeypatch, seed=0):
     """Output and every gradient of one training step through the chosen path."""
-    monkeypatch.setattr(_fast, "available", lambda: fast)
+    monkeypatch.setattr(fast_pkg, "available", lambda: fast)
     stack.zero_grad()
     torch.manual_seed(seed)  # the global stream, for dropout without generators
     out = stack(x, ei)
@@ -208,7 +208,7 @@ def test_models_split_over_threads_match_autograd_path(
 def test_a_failing_share_stops_the_others(monkeypatch):
     """An error in one thread of a split model ends the others' wait at the next barrier:
     the forward raises it (no hang), and the next call works."""
-    monkeypatch.setattr(_fast, "available", lambda: True)
+    monkeypatch.setattr(fast_pkg, "available", lambda: True)
     monkeypatch.setattr(_fast, "_SPLIT_MIN_ROWS", 1)
     x, ei = _graph(n=70, e=300)
     stack = _stack(ACTS[:1], num_layers=5, hidden=64)
@@ -280,7 +280,7 @@ def test_share_bounds_cover_the_rows():
 def test_model_threads(monkeypatch):
     """Inside model_threads torch runs on one thread and the fast path on the threads
     torch had (or those given); both are restored after; a bad count is refused."""
-    monkeypatch.setattr(_fast, "available", lambda: True)
+    monkeypatch.setattr(fast_pkg, "available", lambda: True)
     prev = torch.get_num_threads()
     torch.set_num_threads(2)
     seen = []
@@ -315,7 +315,7 @@ def test_pre_activation_buffers_exist_before_the_models_threads_start(monkeypatc
     """z buffers (learned slopes, negative slopes, residuals) are allocated by the forward
     before the pool's threads read them: a fresh stack's first training forward on two
     threads, many times over (lazy allocation in the threads raced)."""
-    monkeypatch.setattr(_fast, "available", lambda: True)
+    monkeypatch.setattr(fast_pkg, "available", lambda: True)
     x, ei = _graph()
     prev = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -360,10 +360,10 @@ def test_eval_and_no_grad_match_autograd_path(monkeypatch):
     x, ei = _graph(sparse=True)
     stack = _stack(ACTS, num_layers=6)
     stack.eval()
-    monkeypatch.setattr(_fast, "available", lambda: False)
+    monkeypatch.setattr(fast_pkg, "available", lambda: False)
     with torch.no_grad():
         ref = stack(x, ei)
-    monkeypatch.setattr(_fast, "available", lambda: True)
+    monkeypatch.setattr(fast_pkg, "available", lambda: True)
     with torch.no_grad():
         out = stack(x, ei)
     assert torch.allclose(out, ref, atol=1e-5)
@@ -374,7 +374,7 @@ def test_eval_and_no_grad_match_autograd_path(monkeypatch):
 def test_two_forwards_before_backward_keep_their_own_activations(hidden, monkeypatch):
     """The second training forward must not overwrite the buffers the first one saved
     (hidden 64: layers 1-3 as one kernel call)."""
-    monkeypatch.setattr(_fast, "available", lambda: True)
+    monkeypatch.setattr(fast_pkg, "available", lambda: True)
     x, ei = _graph()
     stack = _stack(FIXED, num_layers=5, hidden=hidden)
     x2 = x.flip(0).contiguous()
@@ -394,9 +394,9 @@ def test_two_forwards_before_backward_keep_their_own_activations(hidden, monkeyp
 def test_fast_path_only_for_float32_cpu_without_input_grad():
     x, ei = _graph()
     stack = _stack(FIXED)
-    assert stack._fast_path(x)
-    assert not stack._fast_path(x.double())
-    assert not stack._fast_path(x.clone().requires_grad_())
+    assert stack.uses_fast_path(x)
+    assert not stack.uses_fast_path(x.double())
+    assert not stack.uses_fast_path(x.clone().requires_grad_())
     calls = []
     orig = _fast._FastStack.apply
 
@@ -536,7 +536,7 @@ def test_fast_path_shapes_and_strided_input(num_layers, out_channels, monkeypatc
         torch.manual_seed(0)
         models = [LeakyGNN(12, 8, num_layers, out_channels, act=a, act_kwargs=k) for a, k in FIXED]
     stack = StackedGNN.from_models(models)
-    monkeypatch.setattr(_fast, "available", lambda: True)
+    monkeypatch.setattr(fast_pkg, "available", lambda: True)
     with torch.no_grad():
         out = stack(x, ei)
         refs = [m(x, ei) for m in models]
@@ -546,7 +546,7 @@ def test_fast_path_shapes_and_strided_input(num_layers, out_channels, monkeypatc
 
 
 def test_clear_cache_frees_the_workspace(monkeypatch):
-    monkeypatch.setattr(_fast, "available", lambda: True)
+    monkeypatch.setattr(fast_pkg, "available", lambda: True)
     x, ei = _graph()
     stack = _stack(FIXED)
     stack(x, ei).sum().backward()

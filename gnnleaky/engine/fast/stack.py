@@ -44,7 +44,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gnnleaky.nn import _kernels
+from gnnleaky.engine.dropout import lanes, random_words
+from gnnleaky.engine.fast import kernels as _kernels
 
 __all__ = ["available", "fast_forward", "model_threads"]
 
@@ -230,13 +231,11 @@ def _masks(spec: _Spec) -> list[list[_Mask]] | None:
     column block ``k`` is model ``k``'s."""
     if spec.p == 0.0 or spec.generators is not None:
         return None
-    from gnnleaky.nn.stacked import _random_words
-
     n, k = spec.graph.num_nodes, spec.k
     per_model: list[list[_Mask]] = [[] for _ in range(k)]
     for layer in range(spec.num_acts):
         c = spec.widths[layer + 1]
-        buf, bits, drop, scale = _random_words(n, k * c, spec.p, None, 1, "cpu")
+        buf, bits, drop, scale = random_words(n, k * c, spec.p, None, 1, "cpu")
         drop -= (1 << 15) if bits == 16 else 0
         raw = buf[0].numpy().view(np.uint8)
         for j in range(k):
@@ -263,16 +262,14 @@ def _model_masks(spec: _Spec, k: int, drawn: Any) -> _ModelMasks:
         return out
     if drawn is not None:
         return _ModelMasks(drawn[k])
-    from gnnleaky.nn.stacked import _lanes
-
     widths = spec.widths[1 : spec.num_acts + 1]
-    lanes = [_lanes(spec.graph.num_nodes, c, spec.p) for c in widths]
-    buf = torch.empty(sum(words for *_, words in lanes), dtype=torch.int64)
+    layer_lanes = [lanes(spec.graph.num_nodes, c, spec.p) for c in widths]
+    buf = torch.empty(sum(words for *_, words in layer_lanes), dtype=torch.int64)
     buf.random_(-(2**63), 2**63 - 1, generator=spec.generators[k])
     raw = buf.numpy().view(np.uint8)
     out, start = _ModelMasks(), 0
     out.raw, out.starts = raw, np.zeros(len(widths), dtype=np.int64)
-    for layer, (c, (bits, drop, scale, words)) in enumerate(zip(widths, lanes)):
+    for layer, (c, (bits, drop, scale, words)) in enumerate(zip(widths, layer_lanes)):
         drop -= (1 << 15) if bits == 16 else 0  # 16-bit lanes are signed
         out.append((raw[8 * start : 8 * (start + words)], bits, drop, np.float32(scale), c, 0))
         out.starts[layer] = 8 * start
