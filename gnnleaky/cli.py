@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         "config",
         nargs="?",
         default="quick",
-        help="YAML file or preset name in benchmarks/configs (default: quick)",
+        help="YAML file or the name of a preset shipped with gnnleaky (default: quick)",
     )
     s.add_argument("--out", help="results store (default: results/<name>.sqlite)")
     s.add_argument("--datasets", type=_words, help="override datasets, e.g. cora,citeseer")

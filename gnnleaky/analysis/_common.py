@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import scatter
 
 from gnnleaky._validation import (
@@ -16,6 +15,7 @@ from gnnleaky._validation import (
     check_finite,
     check_positive_int,
 )
+from gnnleaky.nn.functional import gcn_operator
 
 # (check_finite and check_positive_int are the library's own, re-exported for the analyses)
 __all__ = [
@@ -55,7 +55,7 @@ def graph_operator(
     check_edge_weight(edge_weight, edge_index.size(1))
     w = None if edge_weight is None else edge_weight.to(dtype)
     if normalize:
-        ei, w = gcn_norm(edge_index, w, num_nodes, add_self_loops=True, dtype=dtype)
+        ei, w = gcn_operator(edge_index, w, num_nodes, dtype=dtype)
         return ei, w.to(torch.float64)
     if w is None:
         w = torch.ones(edge_index.size(1), dtype=torch.float64)

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "KernelMask",
     "SeededDropout",
     "apply_mask",
     "dropout_mask",
@@ -29,9 +30,11 @@ __all__ = [
     "keep_row",
     "lane_bits",
     "lanes",
+    "model_layer_masks",
     "next_row",
     "random_words",
     "row_start",
+    "shared_layer_masks",
 ]
 
 _JIT = {"nogil": True, "fastmath": True, "cache": True, "boundscheck": False}
@@ -218,6 +221,46 @@ def apply_mask(h: Tensor, mask: Tensor, scale: float) -> Tensor:
     k, n, c = mask.shape
     out = torch.addcmul(h.new_zeros(()), h.view(n, k, c), mask.transpose(0, 1), value=scale)
     return out.reshape(n, k * c)
+
+
+#: A kernel's mask group: random bytes, lane bits, keep threshold, scale, row stride and
+#: column offset of the layer's entries (``bits = 0``: no dropout).
+KernelMask = tuple[np.ndarray, int, int, np.float32, int, int]
+
+
+def model_layer_masks(
+    num_rows: int, widths: Sequence[int], p: float, generator: torch.Generator
+) -> list[KernelMask]:
+    """One model's masks for layers of the given widths, as kernel mask groups, drawn
+    from its own generator in one call: torch's CPU ``random_`` consumes a generator one
+    word after the other, so this is the stream of one :func:`random_words` draw per
+    layer (what the autograd path draws)."""
+    layer_lanes = [lanes(num_rows, c, p) for c in widths]
+    buf = torch.empty(sum(words for *_, words in layer_lanes), dtype=torch.int64)
+    buf.random_(-(2**63), 2**63 - 1, generator=generator)
+    raw = buf.numpy().view(np.uint8)
+    out, start = [], 0
+    for c, (bits, drop, scale, words) in zip(widths, layer_lanes):
+        drop -= (1 << 15) if bits == 16 else 0  # 16-bit lanes are signed
+        out.append((raw[8 * start : 8 * (start + words)], bits, drop, np.float32(scale), c, 0))
+        start += words
+    return out
+
+
+def shared_layer_masks(
+    num_rows: int, widths: Sequence[int], p: float, num_models: int
+) -> list[list[KernelMask]]:
+    """The masks of K models without generators of their own, per model and layer: drawn
+    from torch's default generator, one ``[N, K C]`` mask per layer in the autograd
+    path's order, whose column block ``k`` is model ``k``'s."""
+    per_model: list[list[KernelMask]] = [[] for _ in range(num_models)]
+    for c in widths:
+        buf, bits, drop, scale = random_words(num_rows, num_models * c, p, None, 1, "cpu")
+        drop -= (1 << 15) if bits == 16 else 0
+        raw = buf[0].numpy().view(np.uint8)
+        for j in range(num_models):
+            per_model[j].append((raw, bits, drop, np.float32(scale), num_models * c, j * c))
+    return per_model
 
 
 # -- decoding inside compiled kernels (numba) -------------------------------------------

@@ -69,13 +69,18 @@ from gnnleaky._validation import check_features
 from gnnleaky.engine import fast
 from gnnleaky.engine.dropout import SeededDropout, apply_mask
 from gnnleaky.nn.activation import SlopeBounds
-from gnnleaky.nn.functional import normalized_adjacency
+from gnnleaky.nn.functional import OperatorCache, normalized_adjacency
 from gnnleaky.nn.models import GCN, Hidden, LeakyGNN
 
 __all__ = [
     "SPARSE_FEATURE_DENSITY",
     "STACKABLE_CONVS",
     "StackedGNN",
+    "act_spec",
+    "check_stackable",
+    "fast_graph",
+    "graph_operators",
+    "raw_slope",
 ]
 
 #: Convs that :class:`StackedGNN` can stack (others train one by one).
@@ -216,14 +221,14 @@ def _bounds_of(act: torch.nn.Module) -> tuple[float, float] | None:
     return (plist[0].lo, plist[0].hi)
 
 
-def _raw_slope(act: torch.nn.Module) -> Tensor:
+def raw_slope(act: torch.nn.Module) -> Tensor:
     """The free tensor behind a PReLU slope (the SlopeBounds input when bounded)."""
     if parametrize.is_parametrized(act, "weight"):
         return act.parametrizations.weight.original
     return act.weight
 
 
-def _act_spec(act: torch.nn.Module, channels: int) -> tuple[str, float, bool, Any]:
+def act_spec(act: torch.nn.Module, channels: int) -> tuple[str, float, bool, Any]:
     """(kind, fixed slope, layer-wise, bounds) of one activation module."""
     if isinstance(act, torch.nn.PReLU):
         n = act.num_parameters
@@ -240,6 +245,98 @@ def _act_spec(act: torch.nn.Module, channels: int) -> tuple[str, float, bool, An
         "stacking supports activations ReLU, LeakyReLU, PReLU and Identity, "
         f"got {type(act).__name__}"
     )
+
+
+def graph_operators(x: Tensor, edge_index: Tensor, edge_weight: Tensor | None) -> dict[str, Any]:
+    """What the engine computes a graph with: the GCN operator and its transpose as CSR
+    (``a``, ``a_t``), sparse features as CSR where at most
+    :data:`SPARSE_FEATURE_DENSITY` of them are non-zero (``feats``, ``feats_t``), and a
+    slot for the fast path's numpy views (``fast``)."""
+    a, a_t = normalized_adjacency(edge_index, edge_weight, x.size(0), dtype=x.dtype)
+    a, a_t = a.to(x.device), a_t.to(x.device)
+    feats = feats_t = None
+    if x.numel() and not x.is_cuda:
+        nnz = int(torch.count_nonzero(x))
+        if nnz <= SPARSE_FEATURE_DENSITY * x.numel():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                feats = x.to_sparse_csr()
+                feats_t = x.t().to_sparse_csr()
+    return {"a": a, "a_t": a_t, "feats": feats, "feats_t": feats_t, "fast": None}
+
+
+def fast_graph(x: Tensor, ops: dict[str, Any]) -> fast.FastGraph:
+    """The fast path's views of :func:`graph_operators`' result (made once, kept in it)."""
+    if ops["fast"] is None:
+        ops["fast"] = fast.FastGraph(ops["a"], ops["a_t"], ops["feats"], ops["feats_t"], x)
+    return ops["fast"]
+
+
+def check_stackable(model: torch.nn.Module) -> None:
+    """Raise a ValueError saying why ``model`` cannot be computed by the engine, if it
+    cannot: a :class:`gnnleaky.nn.GCN` without norms or jumping knowledge, whose
+    GCNConv layers keep their defaults and whose activations are ReLU, Leaky ReLU,
+    PReLU (bounded by :class:`~gnnleaky.nn.SlopeBounds` or not) or the identity."""
+    m = model
+    if not isinstance(m, GCN):
+        raise ValueError(
+            f"stacking is only implemented for gnnleaky.nn.GCN models, got "
+            f"{type(m).__name__}; train such models one by one"
+        )
+    if hasattr(m, "jk") or hasattr(m, "lin") or m.jk_mode is not None:
+        raise ValueError("stacking does not support jumping knowledge (jk=None only)")
+    if any(not isinstance(n, torch.nn.Identity) for n in m.norms):
+        raise ValueError("stacking does not support norm layers (norm=None only)")
+    for c in m.convs:
+        if (
+            not isinstance(c, GCNConv)
+            or c.aggr != "add"
+            or c.bias is None
+            or not c.normalize
+            or not c.add_self_loops
+            or c.improved
+            or c.flow != "source_to_target"
+        ):
+            raise ValueError(
+                "stacking needs GCNConv layers with aggr='add', a bias, "
+                "normalize=True, add_self_loops=True and improved=False "
+                "(GCN's defaults)"
+            )
+    width = m.convs[0].out_channels
+    for act in m.acts[: m.num_activations]:
+        act_spec(act, width)
+
+
+def _slope_tensors(
+    models: list[LeakyGNN],
+    specs: list[list[tuple[str, float, bool, Any]]],
+    a: int,
+    c: int,
+    dtype: torch.dtype,
+) -> tuple[dict[str, Tensor], list[Any], Tensor | None]:
+    """The slopes of K models as a stack holds them: buffers (fixed slopes, layer-wise
+    flags, one mask per bounds group), the bounds of each group, and the raw learned
+    slopes ``[K, A, C]`` (``None`` when no slope is learned)."""
+    k = len(models)
+    fixed = torch.zeros(k, a, c)
+    learned = torch.zeros(k, a, dtype=torch.bool)
+    layer_mode = torch.zeros(k, a, dtype=torch.bool)
+    raw = torch.zeros(k, a, c)
+    groups: dict[Any, Tensor] = {}
+    for j, (m, row) in enumerate(zip(models, specs)):
+        for i, (kind, value, lw, bounds) in enumerate(row):
+            if kind == "fixed":
+                fixed[j, i] = value
+                continue
+            learned[j, i] = True
+            layer_mode[j, i] = lw
+            src = raw_slope(m.acts[i]).detach()
+            raw[j, i, : src.numel()] = src
+            groups.setdefault(bounds, torch.zeros(k, a, dtype=torch.bool))[j, i] = True
+    buffers = {"slope_fixed": fixed.to(dtype), "slope_layer_mode": layer_mode}
+    for i, mask in enumerate(groups.values()):
+        buffers[f"slope_group_{i}"] = mask
+    return buffers, list(groups), raw.to(dtype) if bool(learned.any()) else None
 
 
 class StackedGNN(torch.nn.Module):
@@ -384,30 +481,7 @@ class StackedGNN(torch.nn.Module):
         if not models:
             raise ValueError("models must be a non-empty list of LeakyGNN")
         for m in models:
-            if not isinstance(m, GCN):
-                raise ValueError(
-                    f"stacking is only implemented for gnnleaky.nn.GCN models, got "
-                    f"{type(m).__name__}; train such models one by one"
-                )
-            if hasattr(m, "jk") or hasattr(m, "lin") or m.jk_mode is not None:
-                raise ValueError("stacking does not support jumping knowledge (jk=None only)")
-            if any(not isinstance(n, torch.nn.Identity) for n in m.norms):
-                raise ValueError("stacking does not support norm layers (norm=None only)")
-            for c in m.convs:
-                if (
-                    not isinstance(c, GCNConv)
-                    or c.aggr != "add"
-                    or c.bias is None
-                    or not c.normalize
-                    or not c.add_self_loops
-                    or c.improved
-                    or c.flow != "source_to_target"
-                ):
-                    raise ValueError(
-                        "stacking needs GCNConv layers with aggr='add', a bias, "
-                        "normalize=True, add_self_loops=True and improved=False "
-                        "(GCN's defaults)"
-                    )
+            check_stackable(m)
         ref = models[0]
 
         def shape(m: LeakyGNN) -> tuple:
@@ -427,8 +501,39 @@ class StackedGNN(torch.nn.Module):
                     f"models[{i}] differs from models[0] in shape, dropout or "
                     f"residual: {shape(m)} != {shape(ref)}"
                 )
-        k = len(models)
-        self.num_models = k
+        # models with their own dropout generators (SeededDropout, one generator each)
+        # bring them along: the stack then draws the masks each would draw alone
+        gens = [getattr(m.dropout, "generators", None) for m in models]
+        own = all(g is not None and len(g) == 1 for g in gens)
+        dropout = SeededDropout(float(ref.dropout.p), [g[0] for g in gens] if own else None)
+        num_acts = ref.num_activations
+        width = ref.convs[0].out_channels if num_acts else 1
+        specs = [[act_spec(act, width) for act in m.acts[:num_acts]] for m in models]
+        with torch.no_grad():
+            weights = [
+                torch.stack([m.convs[l].lin.weight.t() for m in models])
+                for l in range(ref.num_layers)
+            ]
+            biases = [torch.stack([m.convs[l].bias for m in models]) for l in range(ref.num_layers)]
+            slopes = _slope_tensors(models, specs, num_acts, width, weights[0].dtype)
+        # Templates are kept out of the module tree: they only give model(k) its layout.
+        templates = [copy.deepcopy(m).cpu() if copy_models else m for m in models]
+        self._assemble(templates, specs, dropout, weights, biases, *slopes)
+
+    def _assemble(
+        self,
+        templates: list[LeakyGNN],
+        specs: list[list[tuple[str, float, bool, Any]]],
+        dropout: SeededDropout,
+        weights: Sequence[Tensor],
+        biases: Sequence[Tensor],
+        buffers: dict[str, Tensor],
+        bound_groups: list[Any],
+        slope_raw: Tensor | None,
+    ) -> None:
+        """The one place that sets a stack's state (``_load`` and :meth:`select`)."""
+        ref = templates[0]
+        self.num_models = len(templates)
         self.in_channels = ref.in_channels
         self.hidden_channels = ref.hidden_channels
         self.num_layers = ref.num_layers
@@ -436,64 +541,18 @@ class StackedGNN(torch.nn.Module):
         self.num_acts = ref.num_activations
         self.residual = bool(ref.residual)
         self.widths = [ref.convs[0].in_channels] + [c.out_channels for c in ref.convs]
-        # models with their own dropout generators (SeededDropout, one generator each)
-        # bring them along: the stack then draws the masks each would draw alone
-        gens = [getattr(m.dropout, "generators", None) for m in models]
-        own = all(g is not None and len(g) == 1 for g in gens)
-        self.dropout = SeededDropout(float(ref.dropout.p), [g[0] for g in gens] if own else None)
-        # Templates are kept out of the module tree: they only give model(k) its layout.
-        self._templates = [copy.deepcopy(m).cpu() if copy_models else m for m in models]
-        self._cache: dict[str, Any] | None = None
-
-        with torch.no_grad():
-            self.weights = torch.nn.ParameterList(
-                [
-                    torch.nn.Parameter(torch.stack([m.convs[l].lin.weight.t() for m in models]))
-                    for l in range(self.num_layers)
-                ]
-            )
-            self.biases = torch.nn.ParameterList(
-                [
-                    torch.nn.Parameter(torch.stack([m.convs[l].bias for m in models]))
-                    for l in range(self.num_layers)
-                ]
-            )
-            self._load_slopes(models)
-
-    def _load_slopes(self, models: list[LeakyGNN]) -> None:
-        a, k = self.num_acts, self.num_models
-        c = self.widths[1] if a else 1
-        fixed = torch.zeros(k, a, c)
-        learned = torch.zeros(k, a, dtype=torch.bool)
-        layer_mode = torch.zeros(k, a, dtype=torch.bool)
-        raw = torch.zeros(k, a, c)
-        groups: dict[Any, Tensor] = {}
-        self._specs: list[list[tuple[str, float, bool, Any]]] = []
-        for j, m in enumerate(models):
-            row = []
-            for i, act in enumerate(m.acts[: self.num_acts]):
-                spec = _act_spec(act, c)
-                kind, value, lw, bounds = spec
-                row.append(spec)
-                if kind == "fixed":
-                    fixed[j, i] = value
-                    continue
-                learned[j, i] = True
-                layer_mode[j, i] = lw
-                src = _raw_slope(act).detach()
-                raw[j, i, : src.numel()] = src
-                groups.setdefault(bounds, torch.zeros(k, a, dtype=torch.bool))[j, i] = True
-            self._specs.append(row)
-        dtype = self.weights[0].dtype if len(self.weights) else torch.get_default_dtype()
-        self.register_buffer("slope_fixed", fixed.to(dtype))
-        self.register_buffer("slope_layer_mode", layer_mode)
-        self._bound_groups = list(groups)
-        for i, (_, mask) in enumerate(groups.items()):
-            self.register_buffer(f"slope_group_{i}", mask)
-        if bool(learned.any()):
-            self.slope_raw: torch.nn.Parameter | None = torch.nn.Parameter(raw.to(dtype))
-        else:
-            self.slope_raw = None
+        self.dropout = dropout
+        self._templates = templates
+        self._specs = specs
+        self._bound_groups = bound_groups
+        self._cache = OperatorCache()
+        #: The fast path's activation buffers (built on first use; see :meth:`clear_cache`).
+        self.fast_workspace: fast.Workspace | None = None
+        self.weights = torch.nn.ParameterList([torch.nn.Parameter(w) for w in weights])
+        self.biases = torch.nn.ParameterList([torch.nn.Parameter(b) for b in biases])
+        for name, buf in buffers.items():
+            self.register_buffer(name, buf)
+        self.slope_raw = None if slope_raw is None else torch.nn.Parameter(slope_raw)
 
     # -- slopes -------------------------------------------------------------------------
     def slopes(self) -> Tensor:
@@ -587,54 +646,32 @@ class StackedGNN(torch.nn.Module):
     def _operators(
         self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None
     ) -> dict[str, Any]:
-        c = self._cache
-        if (
-            c is not None
-            and c["x"] is x
-            and c["x_v"] == x._version
-            and c["ei"] is edge_index
-            and c["ei_v"] == edge_index._version
-            and c["ew"] is edge_weight
-            and (edge_weight is None or c["ew_v"] == edge_weight._version)
-        ):
-            return c
-        check_features(x)
-        if x.size(1) != self.in_channels:
-            raise ValueError(
-                f"x has {x.size(1)} features but the models were built with "
-                f"in_channels={self.in_channels}"
-            )
-        a, a_t = normalized_adjacency(edge_index, edge_weight, x.size(0), dtype=x.dtype)
-        a, a_t = a.to(x.device), a_t.to(x.device)
-        feats = feats_t = None
-        if x.numel() and not x.is_cuda:
-            nnz = int(torch.count_nonzero(x))
-            if nnz <= SPARSE_FEATURE_DENSITY * x.numel():
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    feats = x.to_sparse_csr()
-                    feats_t = x.t().to_sparse_csr()
-        # The tensors themselves are held, so identity + version checks cannot be fooled
-        # by a new tensor reusing a freed address.
-        self._cache = {
-            "x": x,
-            "x_v": x._version,
-            "ei": edge_index,
-            "ei_v": edge_index._version,
-            "ew": edge_weight,
-            "ew_v": None if edge_weight is None else edge_weight._version,
-            "a": a,
-            "a_t": a_t,
-            "feats": feats,
-            "feats_t": feats_t,
-        }
-        return self._cache
+        """The graph's operators (built once per graph: see
+        :class:`~gnnleaky.nn.functional.OperatorCache`)."""
+
+        def build() -> dict[str, Any]:
+            check_features(x)
+            if x.size(1) != self.in_channels:
+                raise ValueError(
+                    f"x has {x.size(1)} features but the models were built with "
+                    f"in_channels={self.in_channels}"
+                )
+            return graph_operators(x, edge_index, edge_weight)
+
+        return self._cache.get(build, x, edge_index, edge_weight)
+
+    @property
+    def layout(self) -> fast.Layout:
+        """The stack's shape as the fast path takes it."""
+        return fast.Layout(
+            self.num_models, tuple(self.widths), self.num_layers, self.num_acts, self.residual
+        )
 
     def clear_cache(self) -> None:
         """Forget the cached graph operators and free the fast path's activation buffers
         (both are rebuilt on the next call)."""
-        self._cache = None
-        self.__dict__.pop("_fast_workspace", None)
+        self._cache.clear()
+        self.fast_workspace = None
 
     # -- forward ------------------------------------------------------------------------
     def uses_fast_path(self, x: Tensor) -> bool:
@@ -663,7 +700,19 @@ class StackedGNN(torch.nn.Module):
         # [A, K, C] once per call, so that layer l's K * C slopes are a view.
         slopes = self.slopes().transpose(0, 1).contiguous() if self.num_acts else None
         if not return_hidden and self.uses_fast_path(x):
-            return fast.fast_forward(self, x, ops, slopes)
+            layout = self.layout
+            ws = self.fast_workspace
+            if ws is None or ws.key != (layout, n):
+                ws = self.fast_workspace = fast.Workspace(layout, n)
+            return fast.fast_forward(
+                layout,
+                fast_graph(x, ops),
+                ws,
+                list(self.weights),
+                list(self.biases),
+                slopes,
+                self.dropout,
+            )
         grad = torch.is_grad_enabled()
         pre: list[Tensor] = []
         post: list[Tensor] = []
@@ -726,7 +775,7 @@ class StackedGNN(torch.nn.Module):
             conv.bias.copy_(self.biases[layer][k])
         for i, act in enumerate(m.acts[: self.num_acts]):
             if isinstance(act, torch.nn.PReLU):
-                raw = _raw_slope(act)
+                raw = raw_slope(act)
                 raw.copy_(self.slope_raw[k, i, : raw.numel()])
         m.dropout.p = self.dropout.p
         m.train(self.training)
@@ -742,43 +791,22 @@ class StackedGNN(torch.nn.Module):
         if not idx:
             raise ValueError("index must select at least one model")
         t = torch.tensor(idx, device=self.weights[0].device)
+        gens = self.dropout.generators
+        dropout = SeededDropout(self.dropout.p, None if gens is None else [gens[i] for i in idx])
         obj = self.__class__.__new__(self.__class__)
         torch.nn.Module.__init__(obj)
-        for name in (
-            "in_channels",
-            "hidden_channels",
-            "num_layers",
-            "out_channels",
-            "num_acts",
-            "residual",
-            "widths",
-            "_bound_groups",
-        ):
-            setattr(obj, name, copy.copy(getattr(self, name)))
-        obj.num_models = len(idx)
-        obj._templates = [self._templates[i] for i in idx]
-        obj._specs = [self._specs[i] for i in idx]
-        obj._cache = None
-        gens = self.dropout.generators
-        obj.dropout = SeededDropout(
-            self.dropout.p, None if gens is None else [gens[i] for i in idx]
-        )
-        obj.train(self.training)
         with torch.no_grad():
-            obj.weights = torch.nn.ParameterList(
-                [torch.nn.Parameter(w.index_select(0, t)) for w in self.weights]
+            obj._assemble(
+                [self._templates[i] for i in idx],
+                [self._specs[i] for i in idx],
+                dropout,
+                [w.index_select(0, t) for w in self.weights],
+                [b.index_select(0, t) for b in self.biases],
+                {name: buf.index_select(0, t) for name, buf in self.named_buffers()},
+                list(self._bound_groups),
+                None if self.slope_raw is None else self.slope_raw.index_select(0, t),
             )
-            obj.biases = torch.nn.ParameterList(
-                [torch.nn.Parameter(b.index_select(0, t)) for b in self.biases]
-            )
-            for name, buf in self.named_buffers():
-                obj.register_buffer(name, buf.index_select(0, t))
-            obj.slope_raw = (
-                None
-                if self.slope_raw is None
-                else torch.nn.Parameter(self.slope_raw.index_select(0, t))
-            )
-        return obj
+        return obj.train(self.training)
 
     def to_models(self) -> list[LeakyGNN]:
         """All K models as stand-alone :class:`~gnnleaky.nn.LeakyGNN` copies."""

@@ -85,6 +85,16 @@ class OperatorCache:
         self.key = None
         self.value = None
 
+    # A cache is derived state: a copy or a pickle of it starts empty (and rebuilds).
+    def __deepcopy__(self, memo: dict) -> OperatorCache:
+        return OperatorCache()
+
+    def __getstate__(self) -> tuple:
+        return (None, None)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.key, self.value = None, None
+
 
 def gcn_operator(
     edge_index: Tensor,

@@ -150,7 +150,7 @@ def _proteins_like(n=120, tasks=6, seed=0):
     y = (torch.rand(n, tasks, generator=g) < 0.3).float()
     y[:, -1] = 0.0  # a task without positives: OGB skips it
     noise = 0.5 * torch.randn(n, 8, generator=g)
-    x = noise + torch.cat([2.0 * y[:, :5], torch.zeros(n, 3)], 1)  # tasks 0-4 readable
+    x = noise + torch.cat([2.0 * y[:, :5], torch.zeros(n, 3)], 1)  # tasks 0-4 are readable
     ei = torch.randint(0, n, (2, n // 4), generator=g)  # sparse: little mixing
     perm = torch.randperm(n, generator=g)
     masks = {}
@@ -162,14 +162,14 @@ def _proteins_like(n=120, tasks=6, seed=0):
 
 
 def test_multilabel_roc_auc_is_ogbs():
-    from gnnleaky.datasets import import_ogb
+    from gnnleaky.datasets.ogb import import_ogb
 
     import_ogb()  # ogb without its network version check
     from ogb.nodeproppred import Evaluator
 
-    data = _proteins_like()
+    data = _proteins_like(tasks=112)  # ogbn-proteins' shape of labels
     g = torch.Generator().manual_seed(1)
-    out = torch.randn(2, 120, 6, generator=g) + data.y
+    out = torch.randn(2, 120, 112, generator=g) + data.y
     idx = data.test_mask.nonzero().view(-1)
     ours = roc_auc(out, data.y, idx)
     evaluator = Evaluator("ogbn-proteins")
