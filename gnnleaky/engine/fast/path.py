@@ -56,6 +56,23 @@ def onednn_linear() -> Any:
     return lambda h, weight: op(h, weight, None, "none", [], "")
 
 
+def _vectorized(width: int) -> bool:
+    """Whether numba's sparse products beat torch's CSR product at this width: where 64
+    divides it, they sum each row in vector registers and are about 2.5x faster; at other
+    widths (an output layer of a few classes) their scalar loop is slower than torch's
+    (docs/performance.md, "Which kernels stay")."""
+    return width % 64 == 0
+
+
+def _product(graph: tuple, csr: Tensor, src: Tensor, src_np: np.ndarray, out: Tensor,
+             out_np: np.ndarray) -> None:  # fmt: skip
+    """``out = A src`` for the CSR matrix ``A`` (numpy ``graph``, torch ``csr``)."""
+    if _vectorized(out.size(1)):
+        kernels.spmm(graph, src_np, out_np)
+    else:
+        torch.mm(csr, src, out=out)
+
+
 def _masks(plan: Plan, k: int) -> list[KernelMask]:
     """Model ``k``'s dropout masks of every activated layer (``[]`` without dropout)."""
     if plan.p == 0.0:
@@ -77,7 +94,7 @@ def _forward_model(
         c_in, c_out = layout.widths[layer], layout.widths[layer + 1]
         p, p_np = ws.view(p_flat, c_out)
         if layer == 0 and g.feats is not None:
-            kernels.spmm(g.feats, plan.weights_np[0][k], p_np)
+            _product(g.feats, g.feats_csr, plan.weights[0][k], plan.weights_np[0][k], p, p_np)
         else:
             torch.mm(h, plan.weights[layer][k], out=p)
         bias = plan.biases_np[layer][k]
@@ -85,7 +102,10 @@ def _forward_model(
         if last:  # no activation: z is the output
             h_next = out[k]
             z_np = h_np = h_next.numpy()
-            kernels.propagate(g.a, p_np, bias, bias, kernels.NO_MASK, False, True, z_np, h_np)
+            if _vectorized(c_out):
+                kernels.propagate(g.a, p_np, bias, bias, kernels.NO_MASK, False, True, z_np, h_np)
+            else:
+                torch.addmm(torch.from_numpy(bias), g.a_csr, p, out=h_next)
         else:
             if plan.need_grad:
                 h_next = ws.h[layer][k]
@@ -150,7 +170,7 @@ def _backward_model(
         h_in = saved[layer][0]
         c_in, c_out = layout.widths[layer], layout.widths[layer + 1]
         g_p, g_p_np = slot(2, c_out)
-        kernels.spmm(g.a_t, g_z_np, g_p_np)
+        _product(g.a_t, g.a_t_csr, torch.from_numpy(g_z_np), g_z_np, g_p, g_p_np)
         if layer > 0:
             g_h, _ = slot(3 + layer % 2, c_in)
             torch.mm(g_p, plan.weights[layer][k].t(), out=g_h)
@@ -160,7 +180,8 @@ def _backward_model(
             g_z_np = grad_z(layer - 1, grad)  # (into a G_Z row: g_p is not touched)
             torch.mm(h_in.t(), g_p, out=grads.w[layer][k])
         elif g.feats is not None:
-            kernels.spmm(g.feats_t, g_p_np, grads.w[0][k].numpy())
+            gw = grads.w[0][k]
+            _product(g.feats_t, g.feats_t_csr, g_p, g_p_np, gw, gw.numpy())
         else:
             torch.mm(g.x.t(), g_p, out=grads.w[0][k])
 

@@ -53,6 +53,7 @@ class FastGraph:
 
     def __init__(self, a: Tensor, a_t: Tensor, feats: Tensor | None, feats_t: Tensor | None,
                  x: Tensor) -> None:  # fmt: skip
+        self.a_csr, self.a_t_csr, self.feats_csr, self.feats_t_csr = a, a_t, feats, feats_t
         self.a = _csr_arrays(a)
         self.a_t = _csr_arrays(a_t)
         self.feats = None if feats is None else _csr_arrays(feats)
