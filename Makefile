@@ -33,6 +33,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/perf/sweep_speed.py
+	$(BIN)/python benchmarks/perf/user_loop.py
 	$(BIN)/python benchmarks/perf/spectral.py
 	$(BIN)/python benchmarks/perf/scale.py
 

@@ -7,7 +7,7 @@ edges, with the log-log growth exponent (1.0 = linear). Seconds per epoch are th
 the timed epochs (and their minimum, the least disturbed by other load on the machine).
 
 The model is, by default, one model of the sweep engine
-(:class:`gnnleaky.nn.stacked.StackedGNN` with K=1: the normalized adjacency is a cached CSR
+(:class:`gnnleaky.engine.StackedGNN` with K=1: the normalized adjacency is a cached CSR
 matrix and each layer one fused sparse pass of its fast CPU path); ``--model leaky`` trains
 ``LeakyGNN(cached=True)`` instead, whose PyG message passing gathers an ``[E, hidden]``
 message tensor per layer (slower, and that transient dominates its memory).

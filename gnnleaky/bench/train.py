@@ -257,8 +257,8 @@ def train_group(
     r"""Train runs that share a graph and a shape, stacked where possible.
 
     The runs are split into chunks of at most ``max_group`` models, each trained as one
-    :class:`~gnnleaky.nn.StackedGNN`; runs whose ``conv`` is not in
-    :data:`~gnnleaky.nn.stacked.STACKABLE_CONVS` (or all runs with ``stacked=False``) are
+    :class:`~gnnleaky.engine.StackedGNN`; runs whose ``conv`` is not in
+    :data:`~gnnleaky.engine.STACKABLE_CONVS` (or all runs with ``stacked=False``) are
     trained one by one with :func:`train_run`. Results come back in the order of ``cfgs``
     and equal one-by-one results up to float rounding. ``wall_time`` is the chunk's time
     divided by its size.

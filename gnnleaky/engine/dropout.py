@@ -125,8 +125,7 @@ def dropout_mask(
     exactly (1 for ``p = 0.5``, 2 for 0.25, ... up to 8), else 16 (``p`` rounded to
     1/65536). The random bits are 64-bit integers cut into :math:`64 / b` lanes, so
     ``p = 0.5`` costs one random bit per entry where ``bernoulli_`` draws a random number
-    (20 ms against 1 ms for 12 masks of 2708 x 64 on one thread; ``bernoulli_`` is a third
-    of PyG's 64-layer GCN epoch on CPU). Model ``k``'s mask depends only on
+    (``docs/performance.md``: an order of magnitude faster). Model ``k``'s mask depends only on
     ``generators[k]``, so a model trained stacked draws the same masks as alone.
 
     Args:
@@ -278,8 +277,7 @@ def keep_row(raw, words, bits, drop, scale, e0, s, b0, flags):
     kept iff its lane is ``>= drop`` (``drop < 2^bits``: dropout below 1).
 
     Unsigned indices (no negative-index wrap-around) and masks compared in place of shifted
-    lanes keep every loop vectorized (Cora, width 64: the masked pass 0.058 ms against
-    0.065 at p = 0.5, 0.053 against 0.18 with 16-bit lanes)."""
+    lanes keep every loop vectorized."""
     c = flags.size
     zero = np.float32(0.0)
     if bits == 16:

@@ -27,30 +27,9 @@ Two execution paths compute the same numbers (tested against each other and agai
   (:class:`_PerModelLinear`), one ``torch.prelu`` per layer with a hand-written backward
   (:class:`_PReLUDropout`).
 
-Kernels, measured with ``python benchmarks/perf/sweep_speed.py --kernels --threads 1`` on
-Cora (N = 2708, 13264 non-zeros with self-loops, float32, one core of an AMD EPYC, torch
-2.13; minimum of 15 runs, ms; see ``docs/performance.md``):
-
-=================================================  ==========  ==========
-``A_hat @ H``                                      width 64    width 768
-=================================================  ==========  ==========
-gnnleaky's numba CSR kernel (fast path)            0.074       0.75
-... fused with bias, Leaky ReLU and dropout        0.118       0.89
-``torch.addmm(bias, csr, H)`` (autograd path)      0.088       0.99
-``torch.sparse.mm(csr, H)`` / ``csr @ H``          0.093       1.5
-``torch_geometric.utils.spmm`` (CSR input)         0.098       1.7
-``torch.sparse_coo_tensor @ H``                    0.31        1.4
-gather + ``index_add_`` / PyG ``scatter``          0.55        39
-=================================================  ==========  ==========
-
-Dense ``[2708, 64] x [64, 64]``: oneDNN 0.106 ms, MKL 0.217 ms (MKL takes its AVX2 path
-on AMD); the weight gradient ``H^T G``: oneDNN on transposed views 0.170 ms, MKL 0.225 ms.
 Features sparser than :data:`SPARSE_FEATURE_DENSITY` (Cora's bag-of-words: 1.3% non-zeros)
-enter the first layer as a CSR matrix. Dropout masks cost one random bit per entry for
-``p = 1/2`` (:func:`dropout_mask`: 0.7 ms for 12 masks of 2708 x 64 where ``bernoulli_``
-takes 21 ms). On a 2-core CPU the products are bandwidth- and latency-bound, so stacking
-does not make them cheaper per model; the speed-up over PyG comes from doing nothing but
-the products (``docs/performance.md``).
+enter the first layer as a CSR matrix. Each choice of both paths was measured; the numbers
+and the commands that reproduce them are in ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -102,10 +81,9 @@ def _csr_matmul(a: Tensor, h: Tensor, bias: Tensor | None = None) -> Tensor:
 class _SparseMatmul(torch.autograd.Function):
     """``bias + a @ h`` for a constant CSR ``a``; the backward multiplies by ``a_t``.
 
-    ``torch.addmm(bias, csr, dense)`` is one MKL sparse call that also adds the bias; at
-    width 768 it takes 0.99 ms where ``torch.sparse.mm(csr, dense)`` takes 1.5 and PyG's
-    ``spmm`` 1.7 on one thread (width 64: 0.088 vs 0.093 and 0.098 ms), so every product
-    of this path, forward and backward, goes through it.
+    ``torch.addmm(bias, csr, dense)`` is one MKL sparse call that also adds the bias, the
+    fastest of torch's and PyG's sparse products (``docs/performance.md``), so every
+    product of this path, forward and backward, goes through it.
     """
 
     @staticmethod
@@ -129,8 +107,8 @@ class _PReLUDropout(torch.autograd.Function):
     """``prelu(h, w) * mask * scale`` with a fast backward, for K models side by side.
 
     ``h`` is ``[N, K C]``, ``w`` the ``[K C]`` slopes, ``mask`` ``[K, N, C]`` of 0/1 (or
-    ``None``). torch's own PReLU backward takes 9 ms on a 2708 x 768 input where the forward
-    takes 0.2 ms (one thread); this one takes about 1 ms. Same subgradient as torch at 0
+    ``None``). torch's own PReLU backward is many times its forward on wide inputs
+    (``docs/performance.md``); this one is a few elementwise ops. Same subgradient as torch at 0
     (``h > 0`` passes the gradient, ``h <= 0`` scales it by the slope).
     """
 
@@ -187,12 +165,12 @@ def _blocks_matmul(hs: Tensor, weight: Tensor) -> Tensor:
 class _PerModelLinear(torch.autograd.Function):
     """``h_k @ W_k`` for K models side by side: ``[N, K Cin] x [K, Cin, Cout] -> [N, K Cout]``.
 
-    On this class of CPU (AMD EPYC, AVX-512) oneDNN's fp32 GEMM runs the ``[2708, 64] x
-    [64, 64]`` product in 0.10 ms where MKL takes 0.21 ms (MKL's ``bmm`` over 12 models:
-    3.5 ms). oneDNN copies strided inputs, so the column blocks are first transposed to a
-    contiguous ``[K, N, C]`` in one copy (0.2 ms for 12 models), and the K outputs are
-    concatenated back (0.2 ms). The weight gradient (a reduction over N) is one MKL
-    ``bmm`` on the contiguous blocks. Without oneDNN everything falls back to ``bmm``.
+    Each model's product is one oneDNN fp32 GEMM (faster than MKL's ``bmm`` over the K
+    models where it was measured: ``docs/performance.md``). oneDNN copies strided inputs,
+    so the column blocks are first transposed to a contiguous ``[K, N, C]`` in one copy,
+    and the K outputs are concatenated back. The weight gradient (a reduction over N) is
+    one MKL ``bmm`` on the contiguous blocks. Without oneDNN everything falls back to
+    ``bmm``.
     """
 
     @staticmethod

@@ -340,9 +340,8 @@ def _merge_small_blocks(
 ) -> list[tuple[Tensor, Tensor | None, Tensor, bool]]:
     """Small components joined into block-diagonal chunks of one side each.
 
-    One product per chunk instead of one per component: Cora has 78 components, CiteSeer
-    438 (a ``[12, 2708, 64]`` call on Cora: 60 ms instead of 63, 42 of them the giant
-    component's product); graphs with thousands of small components gain the most."""
+    One product per chunk instead of one per component (Cora has 78 components, CiteSeer
+    438; docs/performance.md); graphs with thousands of small components gain the most."""
     out = [b for b in blocks if b[0].numel() > MERGE_NODES]
     for side in (True, False):
         chunk: list[tuple[Tensor, Tensor | None, Tensor, bool]] = []

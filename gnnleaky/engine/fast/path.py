@@ -58,9 +58,9 @@ def onednn_linear() -> Any:
 
 def _vectorized(width: int) -> bool:
     """Whether numba's sparse products beat torch's CSR product at this width: where 64
-    divides it, they sum each row in vector registers and are about 2.5x faster; at other
-    widths (an output layer of a few classes) their scalar loop is slower than torch's
-    (docs/performance.md, "Which kernels stay")."""
+    divides it, they sum each row in vector registers and beat torch's CSR product; at
+    other widths (an output layer of a few classes) their scalar loop is slower than
+    torch's (docs/performance.md, "Which kernels stay")."""
     return width % 64 == 0
 
 
