@@ -34,9 +34,10 @@ Distributions: :class:`Gaussian`, :class:`ShiftedExponential` (skewed),
 :class:`StudentT` (heavy tails; no finite mean for ``df <= 1``). See
 ``docs/theory.md`` for the derivations and the checks.
 
-A graph autoencoder's bias (predicted edge probability per degree bucket against the
-slope) belongs in this module too, as its own function beside these; it is not
-written yet.
+On graphs, :func:`edge_probability_bias` measures a graph autoencoder's bias in
+predicted edge probability per degree bucket (mean predicted minus observed rate, over
+all node pairs or over held-out labelled pairs) and :func:`gae_bias` trains PyG's
+``GAE`` with a :class:`gnnleaky.nn.GCN` encoder per slope to measure it.
 """
 
 from __future__ import annotations
