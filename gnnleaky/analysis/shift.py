@@ -16,7 +16,9 @@ detector that needs no labels and no retraining:
     on the unlabelled batch, the label-free, one-step counterpart of ``slope_drift``);
   - ``skewness``: the per-channel skewness of the layer's pre-activations over the
     batch (the plain baseline; see
-    :func:`~gnnleaky.analysis.preactivation_skewness`).
+    :func:`~gnnleaky.analysis.preactivation_skewness`);
+  - ``mean``: the per-channel mean of the layer's pre-activations over the batch (the
+    plainest statistic, a second baseline).
 
 * :func:`shift_sensor`: trains PReLU models on a graph over several seeds and runs
   :func:`shift_detection` on each, as measured in ``docs/theory.md``.
@@ -41,7 +43,7 @@ __all__ = ["DETECTORS", "SHIFTS", "shift_detection", "shift_features", "shift_se
 #: Feature shifts of :func:`shift_features`.
 SHIFTS: tuple[str, ...] = ("mean", "scale", "drop")
 #: Statistics of :func:`shift_detection`.
-DETECTORS: tuple[str, ...] = ("slope_gradient", "skewness")
+DETECTORS: tuple[str, ...] = ("slope_gradient", "skewness", "mean")
 
 
 def _size(kind: str, size: Any) -> float:
@@ -149,6 +151,7 @@ def _batch_statistics(
     return {
         "slope_gradient": [torch.stack(g) for g in grads],
         "skewness": [torch.stack([_skew_channels(z[idx]) for idx in batches]) for z in pre],
+        "mean": [torch.stack([z[idx].mean(0) for idx in batches]) for z in pre],
     }
 
 
@@ -201,8 +204,8 @@ def shift_detection(
     batch_size: int | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
-    r"""Detection AUC of a feature shift, per layer, from the slope gradient and from the
-    pre-activation skewness.
+    r"""Detection AUC of a feature shift, per layer, from the slope gradient and from
+    pre-activation statistics (skewness, mean).
 
     A *batch* is a random set of ``batch_size`` nodes; the model runs on the whole graph
     (clean :math:`X` or shifted :math:`X'`, see :func:`shift_features`) in eval mode and
@@ -212,10 +215,11 @@ def shift_detection(
     .. math::
         g_{\ell c}(B) = \frac{\partial}{\partial \alpha_{\ell c}}
         \frac{1}{|B|}\sum_{i \in B} H\big(\mathrm{softmax}(f(X)_i)\big), \qquad
-        \gamma_{\ell c}(B) = \mathrm{skew}\{z^{(\ell)}_{ic} : i \in B\},
+        \gamma_{\ell c}(B) = \mathrm{skew}\{z^{(\ell)}_{ic} : i \in B\}, \qquad
+        m_{\ell c}(B) = \frac{1}{|B|}\sum_{i \in B} z^{(\ell)}_{ic},
 
     the slope gradient of the mean prediction entropy (label-free; one SGD step on the
-    slopes alone would move them by :math:`-\eta g`) and the skewness of the
+    slopes alone would move them by :math:`-\eta g`), the skewness and the mean of the
     pre-activations. Each statistic :math:`T(B) \in \mathbb R^{C_\ell}` is scored
     against ``num_batches`` clean *reference* batches by the RMS z-score
     :math:`s(B) = \| (T(B) - \hat\mu) / \hat\sigma \|_2 / \sqrt{C_\ell}`; the AUC is
@@ -250,7 +254,7 @@ def shift_detection(
         >>> model = GCN(8, 8, 2, 2, act="prelu")
         >>> df = shift_detection(model, data, {"mean": [0.0]}, num_batches=5, batch_size=20)
         >>> df[["kind", "layer", "detector"]].values.tolist()
-        [['mean', 0, 'slope_gradient'], ['mean', 0, 'skewness']]
+        [['mean', 0, 'slope_gradient'], ['mean', 0, 'skewness'], ['mean', 0, 'mean']]
     """
     for key in ("x", "edge_index"):
         if getattr(data, key, None) is None:
