@@ -151,9 +151,10 @@ fig.tight_layout()
 
 A PReLU GCN (3 layers, channel-wise slopes) is trained on the clean graph. Batches of nodes
 of the clean and of the shifted graph are scored per layer by the **slope gradient** of the
-mean prediction entropy (label-free) and by the **pre-activation skewness**, each as an
-RMS z-score against clean reference batches; the detection AUC tells shifted from clean
-batches. Size 0 is the null: AUC 1/2 up to noise.
+mean prediction entropy (label-free), by the **pre-activation skewness** and by the
+plainest statistic, the **pre-activation mean**, each as an RMS z-score against clean
+reference batches; the detection AUC tells shifted from clean batches. Size 0 is the null:
+AUC 1/2 up to noise.
 """),
     code("""
 shifts = ({'mean': [0, 0.1, 0.5], 'scale': [0, 0.2, 1.0], 'drop': [0, 0.1, 0.5]} if SMALL else
@@ -164,12 +165,13 @@ sensor = shift_sensor(data, shifts, seeds=[0] if SMALL else [0, 1, 2],
 sensor.pivot_table(index=['kind', 'size'], columns=['detector', 'layer'], values='auc').round(3)
 """),
     code("""
+STYLE = {'slope_gradient': '-', 'skewness': '--', 'mean': ':'}
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.5), sharey=True)
 for ax, (kind, sub) in zip(axes, sensor.groupby('kind')):
     for (det, layer), line in sub.groupby(['detector', 'layer']):
         line = line.groupby('size').auc.mean()
-        ax.plot(line.index, line.values, marker='o',
-                linestyle='-' if det == 'slope_gradient' else '--', label=f'{det}, layer {layer}')
+        ax.plot(line.index, line.values, marker='o', linestyle=STYLE[det],
+                label=f'{det}, layer {layer}')
     ax.axhline(0.5, color='grey', lw=0.5)
     ax.set_title(kind)
     ax.set_xlabel('shift size')
