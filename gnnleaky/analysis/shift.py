@@ -231,7 +231,8 @@ def shift_detection(
 
     Args:
         model (LeakyGNN): A trained model with a PReLU after every activated layer
-            (layer- or channel-wise); run in float64 on a copy of its weights.
+            (layer- or channel-wise; for a bounded PReLU the gradient is taken with
+            respect to its free parameters); run in float64 on a copy of its weights.
         data (Data): ``x`` and ``edge_index`` (``edge_weight`` used when present).
         shifts (dict): ``kind -> sizes``, e.g. ``{"mean": [0, 0.5], "drop": [0.1]}``.
         num_batches (int, optional): Batches per set (reference, clean, each shift).
