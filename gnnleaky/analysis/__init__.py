@@ -14,7 +14,10 @@ robustness and interpretability.
 * :mod:`~gnnleaky.analysis.obstacle`: the graph obstacle problem, its exact solver and
   1-D closed form, and learned solutions with a ReLU, Leaky ReLU or softplus barrier;
 * :mod:`~gnnleaky.analysis.autoencoder`: the reconstruction bias of a Leaky ReLU
-  autoencoder, in closed form, by Monte Carlo and from a trained toy model;
+  autoencoder, in closed form, by Monte Carlo and from a trained toy model, and a graph
+  autoencoder's edge-probability bias per degree bucket;
+* :mod:`~gnnleaky.analysis.shift`: PReLU slopes as a feature-shift detector (slope
+  gradient against pre-activation skewness, detection AUC per layer);
 * :mod:`~gnnleaky.analysis.training`: the small training loop the analyses use.
 
 The derivations are in ``docs/theory.md``.
@@ -29,6 +32,8 @@ from gnnleaky.analysis.autoencoder import (
     ShiftedExponential,
     StudentT,
     ToyAutoencoderFit,
+    edge_probability_bias,
+    gae_bias,
     monte_carlo_bias,
     optimal_alpha,
     optimal_gain,
@@ -71,6 +76,13 @@ from gnnleaky.analysis.obstacle import (
     solve_obstacle,
     solve_penalized_obstacle,
 )
+from gnnleaky.analysis.shift import (
+    DETECTORS,
+    SHIFTS,
+    shift_detection,
+    shift_features,
+    shift_sensor,
+)
 from gnnleaky.analysis.stability import (
     ContractionCheck,
     NonNormalWarning,
@@ -87,6 +99,8 @@ from gnnleaky.analysis.training import (
 
 __all__ = [
     "BARRIERS",
+    "DETECTORS",
+    "SHIFTS",
     "ContractionCheck",
     "Gaussian",
     "LeakyAutoencoder1d",
@@ -110,8 +124,10 @@ __all__ = [
     "compare_saliency",
     "contraction_check",
     "dead_units",
+    "edge_probability_bias",
     "fit_node_classifier",
     "fit_obstacle",
+    "gae_bias",
     "gradient_norms",
     "grid_membrane",
     "lipschitz_bound",
@@ -131,6 +147,9 @@ __all__ = [
     "reconstruction_table",
     "recurrent_stability_bound",
     "saliency",
+    "shift_detection",
+    "shift_features",
+    "shift_sensor",
     "slope_drift",
     "slope_gating",
     "slope_table",

@@ -34,17 +34,21 @@ Distributions: :class:`Gaussian`, :class:`ShiftedExponential` (skewed),
 :class:`StudentT` (heavy tails; no finite mean for ``df <= 1``). See
 ``docs/theory.md`` for the derivations and the checks.
 
-A graph autoencoder's bias (predicted edge probability per degree bucket against the
-slope) belongs in this module too, as its own function beside these; it is not
-written yet.
+On graphs, :func:`edge_probability_bias` measures a graph autoencoder's bias in
+predicted edge probability per degree bucket (mean predicted minus observed rate, over
+all node pairs or over held-out labelled pairs) and :func:`gae_bias` trains PyG's
+``GAE`` with a :class:`gnnleaky.nn.GCN` encoder per slope to measure it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
-from collections.abc import Iterable
+import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -57,6 +61,7 @@ from torch import Tensor
 from gnnleaky.analysis._common import check_finite, check_positive_int
 
 __all__ = [
+    "DEGREE_BINS",
     "Gaussian",
     "LeakyAutoencoder1d",
     "MonteCarloBias",
@@ -64,6 +69,8 @@ __all__ = [
     "ShiftedExponential",
     "StudentT",
     "ToyAutoencoderFit",
+    "edge_probability_bias",
+    "gae_bias",
     "monte_carlo_bias",
     "optimal_alpha",
     "optimal_gain",
@@ -755,3 +762,345 @@ def train_toy_autoencoder(
             float((x - xhat).pow(2).mean()),
             loss,
         )
+
+
+# ----------------------------------------------------------------- graph autoencoder
+
+#: Default degree buckets of :func:`edge_probability_bias`: lower edges of
+#: ``[0, 2), [2, 3), [3, 5), [5, 10), [10, inf)``.
+DEGREE_BINS: tuple[int, ...] = (0, 2, 3, 5, 10)
+_PAIRS = ("all", "heldout")
+
+
+def _degree_bins(degree_bins: Iterable[int]) -> list[int]:
+    try:
+        bins = list(degree_bins)
+    except TypeError:
+        raise ValueError(f"degree_bins must be a sequence of ints, got {degree_bins!r}") from None
+    if (
+        not bins
+        or any(isinstance(b, bool) or not isinstance(b, int) for b in bins)
+        or bins[0] != 0
+        or any(b >= c for b, c in itertools.pairwise(bins))
+    ):
+        raise ValueError(
+            "degree_bins must be strictly increasing ints starting at 0 (the lower edge "
+            f"of each bucket; every node falls in one), got {degree_bins!r}"
+        )
+    return bins
+
+
+def _bucket_labels(bins: list[int]) -> list[str]:
+    return [f"[{lo}, {hi})" for lo, hi in itertools.pairwise(bins)] + [f"[{bins[-1]}, inf)"]
+
+
+def _simple_undirected(edge_index: Tensor, num_nodes: int) -> Tensor:
+    from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
+
+    ei, _ = remove_self_loops(edge_index)
+    return coalesce(to_undirected(ei, num_nodes=num_nodes), num_nodes=num_nodes)
+
+
+def edge_probability_bias(
+    z: Tensor,
+    edge_index: Tensor,
+    *,
+    pairs: str = "all",
+    pos_edge_index: Tensor | None = None,
+    neg_edge_index: Tensor | None = None,
+    degree_bins: Iterable[int] = DEGREE_BINS,
+    chunk_size: int = 1024,
+) -> pd.DataFrame:
+    r"""Bias of an inner-product decoder's edge probability per degree bucket.
+
+    The decoder predicts :math:`p_{ij} = \sigma(z_i^\top z_j)`
+    (:class:`~torch_geometric.nn.models.InnerProductDecoder`). A node's bucket is set by
+    its degree in the observed graph ``edge_index`` (undirected, without self-loops or
+    repeated edges). Each bucket :math:`b` collects the *ordered* pairs
+    :math:`(i, j)` whose first node :math:`i` lies in :math:`b`, and
+
+    .. math::
+        \mathrm{bias}_b = \frac{1}{|P_b|}\sum_{(i,j) \in P_b} p_{ij}
+        - \frac{1}{|P_b|}\sum_{(i,j) \in P_b} y_{ij},
+
+    mean predicted probability minus the observed rate of edges among those pairs.
+
+    * ``pairs="all"``: :math:`P_b = \{(i, j): i \in b, j \ne i\}`, every pair of the
+      graph (:math:`|b|(N - 1)` of them), :math:`y_{ij} = A_{ij}`; the observed rate
+      is the bucket's edge density :math:`\sum_{i \in b} d_i / (|b|(N-1))`. Computed
+      exactly (no sampling), in float64, ``chunk_size`` rows of :math:`ZZ^\top` at a
+      time.
+    * ``pairs="heldout"``: the labelled pairs ``pos_edge_index`` (:math:`y = 1`) and
+      ``neg_edge_index`` (:math:`y = 0`), e.g. the held-out edges and sampled non-edges
+      of :class:`~torch_geometric.transforms.RandomLinkSplit`, each unordered pair
+      counted from both ends (once in the bucket of each node).
+
+    Over all buckets the counts add up to :math:`N(N-1)` (``"all"``) or twice the number
+    of labelled pairs (``"heldout"``), and the positives to :math:`2|E|` or twice the
+    number of positive pairs.
+
+    Args:
+        z (Tensor): Node embeddings ``[N, D]``.
+        edge_index (Tensor): The observed graph ``[2, E]`` (degrees, and the edges of
+            ``"all"``).
+        pairs (str, optional): ``"all"`` or ``"heldout"``. (default: ``"all"``)
+        pos_edge_index, neg_edge_index (Tensor, optional): Labelled pairs ``[2, P]``,
+            needed by ``"heldout"``.
+        degree_bins (sequence of int, optional): Lower edges of the buckets, strictly
+            increasing from 0. (default: :data:`DEGREE_BINS`)
+        chunk_size (int, optional): Rows of :math:`ZZ^\top` per step. (default: ``1024``)
+
+    Returns:
+        DataFrame, one row per bucket: ``bucket``, ``nodes``, ``num_pairs`` (:math:`|P_b|`),
+        ``positives``, ``predicted``, ``observed``, ``bias`` (NaN where a bucket has no
+        pair).
+
+    Example:
+        >>> ring = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
+        >>> df = edge_probability_bias(torch.zeros(4, 2), ring, degree_bins=[0, 2])
+        >>> df[["bucket", "num_pairs", "positives", "predicted"]].values.tolist()
+        [['[0, 2)', 0, 0, nan], ['[2, inf)', 12, 8, 0.5]]
+        >>> round(float(df.bias[1]), 6)  # 1/2 - 8/12
+        -0.166667
+    """
+    from gnnleaky._validation import check_edge_index, check_features
+
+    if pairs not in _PAIRS:
+        raise ValueError(f"pairs must be one of {list(_PAIRS)}, got {pairs!r}")
+    check_features(z, "z")
+    n = z.size(0)
+    check_edge_index(edge_index, n)
+    bins = _degree_bins(degree_bins)
+    chunk = check_positive_int("chunk_size", chunk_size)
+    ei = _simple_undirected(edge_index, n)
+    deg = torch.bincount(ei[0], minlength=n)
+    bucket = torch.bucketize(deg, torch.tensor(bins[1:]), right=True)
+    k = len(bins)
+    nodes = torch.bincount(bucket, minlength=k)
+    z64 = z.detach().double()
+    if pairs == "all":
+        count = nodes.double() * (n - 1)
+        positives = torch.zeros(k, dtype=torch.float64).index_add_(0, bucket, deg.double())
+        prob_sum = torch.zeros(n, dtype=torch.float64)
+        for start in range(0, n, chunk):
+            rows = z64[start : start + chunk]
+            p = torch.sigmoid(rows @ z64.t())
+            # drop the diagonal (i, i): not a pair
+            self_p = torch.sigmoid((rows * rows).sum(1))
+            prob_sum[start : start + chunk] = p.sum(1) - self_p
+        predicted = torch.zeros(k, dtype=torch.float64).index_add_(0, bucket, prob_sum)
+    else:
+        if pos_edge_index is None or neg_edge_index is None:
+            raise ValueError('pairs="heldout" needs pos_edge_index and neg_edge_index')
+        check_edge_index(pos_edge_index, n, "pos_edge_index")
+        check_edge_index(neg_edge_index, n, "neg_edge_index")
+        src = torch.cat([pos_edge_index, neg_edge_index], 1)
+        label = torch.cat(
+            [torch.ones(pos_edge_index.size(1)), torch.zeros(neg_edge_index.size(1))]
+        ).double()
+        p = torch.sigmoid((z64[src[0]] * z64[src[1]]).sum(1))
+        ends = torch.cat([bucket[src[0]], bucket[src[1]]])  # each pair from both ends
+        count = torch.bincount(ends, minlength=k).double()
+        positives = torch.zeros(k, dtype=torch.float64).index_add_(0, ends, label.repeat(2))
+        predicted = torch.zeros(k, dtype=torch.float64).index_add_(0, ends, p.repeat(2))
+    safe = count.clamp_min(1)
+    nan = torch.full_like(count, math.nan)
+    mean_p = torch.where(count > 0, predicted / safe, nan)
+    rate = torch.where(count > 0, positives / safe, nan)
+    return pd.DataFrame(
+        {
+            "bucket": _bucket_labels(bins),
+            "nodes": nodes.tolist(),
+            "num_pairs": count.long().tolist(),
+            "positives": positives.long().tolist(),
+            "predicted": mean_p.tolist(),
+            "observed": rate.tolist(),
+            "bias": (mean_p - rate).tolist(),
+        }
+    )
+
+
+@contextlib.contextmanager
+def _seeded_all(seed: int) -> Iterator[None]:
+    """:func:`gnnleaky.analysis._common.seeded` plus Python's ``random`` module, which
+    PyG's ``negative_sampling`` draws from on small graphs (``random.sample``); the
+    caller's states are restored after."""
+    from gnnleaky.analysis._common import seeded
+
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        with seeded(seed):
+            yield
+    finally:
+        random.setstate(state)
+
+
+class _LinkReconstruction:
+    """The GAE objective as a :class:`gnnleaky.train.Task`: the reconstruction loss of
+    PyG's :meth:`~torch_geometric.nn.models.GAE.recon_loss` on the training edges (one
+    set of sampled non-edges per step) and the validation ROC-AUC / AP of
+    :meth:`~torch_geometric.nn.models.GAE.test`."""
+
+    def __init__(self, train: Any, val: Any) -> None:
+        self.x, self.edge_index = train.x, train.edge_index
+        self.pos = train.pos_edge_label_index
+        self.val_pos, self.val_neg = val.pos_edge_label_index, val.neg_edge_label_index
+
+    def losses(self, bank: Any) -> Tensor:
+        model = bank.module
+        z = model.encode(self.x, self.edge_index)
+        return model.recon_loss(z, self.pos).view(1)
+
+    def evaluate(self, bank: Any) -> Any:
+        from gnnleaky.train import Evaluation
+
+        model = bank.module
+        z = model.encode(self.x, self.edge_index)
+        if not bool(torch.isfinite(z).all()):
+            return Evaluation({"val": [math.nan], "val_ap": [math.nan]}, [False])
+        auc, ap = model.test(z, self.val_pos, self.val_neg)
+        return Evaluation({"val": [float(auc)], "val_ap": [float(ap)]}, [True])
+
+
+def gae_bias(
+    data: Any,
+    negative_slopes: Iterable[float],
+    *,
+    seeds: Iterable[int] = (0, 1, 2),
+    hidden_channels: int = 32,
+    out_channels: int = 16,
+    num_layers: int = 2,
+    epochs: int = 200,
+    lr: float = 0.01,
+    weight_decay: float = 0.0,
+    num_val: float = 0.05,
+    num_test: float = 0.1,
+    degree_bins: Iterable[int] = DEGREE_BINS,
+) -> pd.DataFrame:
+    r"""Edge-probability bias of a trained graph autoencoder against the Leaky ReLU slope.
+
+    For every slope :math:`\alpha` and seed: the undirected edges are split by
+    :class:`~torch_geometric.transforms.RandomLinkSplit` (``num_val``, ``num_test``;
+    one negative per held-out positive), a :class:`~torch_geometric.nn.models.GAE`
+    with a :class:`gnnleaky.nn.GCN` encoder (``num_layers`` layers, Leaky ReLU of slope
+    :math:`\alpha` after every layer but the last) and the inner-product decoder is
+    trained with :func:`gnnleaky.train.fit` on PyG's reconstruction loss over the
+    training edges (message passing on the training edges only; one fresh set of
+    sampled non-edges per step, as many as positives), the epoch with the best
+    validation ROC-AUC kept. Its embeddings then go to :func:`edge_probability_bias`
+    twice: ``pairs="all"`` against the full observed graph (``data.edge_index``,
+    held-out edges included) and ``pairs="heldout"`` on the test split's positives and
+    negatives (observed rate 1/2 by construction). The seed sets the split, the
+    initialization and the negative samples (torch's and Python's ``random``
+    generators, restored after: the caller's RNG is not touched).
+
+    Args:
+        data (Data): ``x`` and an undirected ``edge_index``.
+        negative_slopes (sequence of float): The slopes :math:`\alpha` (finite).
+        seeds (sequence of int, optional): (default: ``(0, 1, 2)``)
+        hidden_channels, out_channels, num_layers (int, optional): Encoder shape.
+            (defaults: ``32``, ``16``, ``2``)
+        epochs (int, optional): Training epochs. (default: ``200``)
+        lr (float, optional): Adam's learning rate. (default: ``0.01``)
+        weight_decay (float, optional): (default: ``0.0``)
+        num_val, num_test (float, optional): Held-out shares of the edges.
+            (defaults: ``0.05``, ``0.1``)
+        degree_bins (sequence of int, optional): See :func:`edge_probability_bias`.
+
+    Returns:
+        DataFrame, one row per (slope, seed, pairs, bucket): ``negative_slope``,
+        ``seed``, ``pairs``, the columns of :func:`edge_probability_bias`, and the
+        run's ``status`` (of :func:`~gnnleaky.train.fit`), ``best_epoch``,
+        ``test_auc`` and ``test_ap`` (held-out ROC-AUC and average precision).
+
+    Example:
+        >>> from gnnleaky.datasets import load
+        >>> data = load("csbm", num_nodes=60, avg_degree=6, seed=0)
+        >>> df = gae_bias(data, [0.2], seeds=[0], epochs=3, degree_bins=[0, 6])
+        >>> df.groupby("pairs").num_pairs.sum().to_dict()
+        {'all': 3540, 'heldout': 72}
+    """
+    import torch_geometric.transforms as T
+    from torch_geometric.nn import GAE
+
+    from gnnleaky.nn import GCN
+    from gnnleaky.train import fit
+
+    for key in ("x", "edge_index"):
+        if getattr(data, key, None) is None:
+            raise ValueError(f"data must have '{key}' (a PyG Data)")
+    slopes_ = [_slope(a) for a in negative_slopes]
+    if not slopes_:
+        raise ValueError("negative_slopes must hold at least one slope")
+    seeds_ = list(seeds)
+    if not seeds_ or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds_):
+        raise ValueError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
+    for name, share in (("num_val", num_val), ("num_test", num_test)):
+        v = check_finite(name, share, minimum=0.0)
+        if not 0 < v < 1:
+            raise ValueError(f"{name} must be a share in (0, 1), got {share!r}")
+    if num_val + num_test >= 1:
+        raise ValueError(f"num_val + num_test must be < 1, got {num_val} + {num_test}")
+    bins = _degree_bins(degree_bins)
+    for name, value in (
+        ("hidden_channels", hidden_channels),
+        ("out_channels", out_channels),
+        ("num_layers", num_layers),
+        ("epochs", epochs),
+    ):
+        check_positive_int(name, value)
+    from gnnleaky._validation import check_graph
+
+    x = data.x if data.x.is_floating_point() else data.x.float()
+    check_graph(x, data.edge_index)
+    base = type(data)(x=x, edge_index=_simple_undirected(data.edge_index, x.size(0)))
+    split = T.RandomLinkSplit(
+        num_val=num_val,
+        num_test=num_test,
+        is_undirected=True,
+        add_negative_train_samples=False,
+        split_labels=True,
+    )
+    frames = []
+    for seed in seeds_:
+        for a in slopes_:
+            with _seeded_all(seed):
+                train, val, test = split(base)
+                encoder = GCN(
+                    x.size(1),
+                    hidden_channels,
+                    num_layers,
+                    out_channels,
+                    act="leaky_relu",
+                    act_kwargs={"negative_slope": a},
+                )
+                model = GAE(encoder)
+                [rec] = fit(
+                    model,
+                    _LinkReconstruction(train, val),
+                    epochs=epochs,
+                    lr=lr,
+                    weight_decay=weight_decay,
+                )
+            with torch.no_grad():
+                z = model.encode(train.x, train.edge_index)
+                auc, ap = model.test(z, test.pos_edge_label_index, test.neg_edge_label_index)
+                for pairs in _PAIRS:
+                    frame = edge_probability_bias(
+                        z,
+                        base.edge_index,
+                        pairs=pairs,
+                        pos_edge_index=test.pos_edge_label_index,
+                        neg_edge_index=test.neg_edge_label_index,
+                        degree_bins=bins,
+                    )
+                    frame.insert(0, "pairs", pairs)
+                    frame.insert(0, "seed", seed)
+                    frame.insert(0, "negative_slope", a)
+                    frame["status"] = rec.status
+                    frame["best_epoch"] = rec.best_epoch
+                    frame["test_auc"] = float(auc)
+                    frame["test_ap"] = float(ap)
+                    frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
