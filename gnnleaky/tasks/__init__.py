@@ -3,8 +3,11 @@
 
 * :class:`NodeClassification` (the default): cross-entropy on the training nodes (binary
   cross-entropy per task for multilabel data), scored by the dataset's official metric.
+* :class:`LinkPrediction`: a graph autoencoder (inner-product decoder) on a random edge
+  split, scored by ROC-AUC and average precision.
 """
 
+from gnnleaky.tasks.link_prediction import LinkPrediction, link_scores, link_split
 from gnnleaky.tasks.node_classification import NodeClassification
 
-__all__ = ["NodeClassification"]
+__all__ = ["LinkPrediction", "NodeClassification", "link_scores", "link_split"]
