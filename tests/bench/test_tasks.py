@@ -175,3 +175,12 @@ def test_contrastive_sweep_stores_accuracies_and_gradient_shares(tmp_path):
     assert (runs.loc[got.index, "test_score"] == got.acc_random).all()
     names = {p.name for p in make_report(path, tmp_path / "rep")}
     assert "contrastive_hard_grad_share_first_csbm_gcn.png" in names
+
+
+def test_runs_of_other_tasks_are_planned_one_by_one():
+    from gnnleaky.bench.sweep import plan
+
+    node = _cfg(activations=["relu", "leaky_relu"], seeds=[0, 1])
+    link = _cfg(task="link_prediction", activations=["relu", "leaky_relu"], seeds=[0, 1])
+    assert [len(g) for g in plan(node)] == [4]
+    assert [len(g) for g in plan(link)] == [1, 1, 1, 1]
