@@ -3,8 +3,22 @@
 
 * :class:`NodeClassification` (the default): cross-entropy on the training nodes (binary
   cross-entropy per task for multilabel data), scored by the dataset's official metric.
+* :class:`LinkPrediction`: a graph autoencoder (inner-product decoder) on a random edge
+  split, scored by ROC-AUC and average precision.
+* :class:`Contrastive`: GRACE-style contrastive learning of two augmented views (NT-Xent),
+  evaluated by a linear probe on the frozen embeddings.
 """
 
+from gnnleaky.tasks.contrastive import GRACE, Contrastive, nt_xent
+from gnnleaky.tasks.link_prediction import LinkPrediction, link_scores, link_split
 from gnnleaky.tasks.node_classification import NodeClassification
 
-__all__ = ["NodeClassification"]
+__all__ = [
+    "GRACE",
+    "Contrastive",
+    "LinkPrediction",
+    "NodeClassification",
+    "link_scores",
+    "link_split",
+    "nt_xent",
+]
