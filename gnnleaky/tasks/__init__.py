@@ -3,8 +3,12 @@
 
 * :class:`NodeClassification` (the default): cross-entropy on the training nodes (binary
   cross-entropy per task for multilabel data), scored by the dataset's official metric.
+* :class:`DomainAdversarial` (:mod:`~gnnleaky.tasks.domain_adversarial`): DANN, a labelled
+  source graph and an unlabelled target, a gradient reversal layer between the GNN
+  extractor and a domain discriminator.
 """
 
+from gnnleaky.tasks.domain_adversarial import DomainAdversarial
 from gnnleaky.tasks.node_classification import NodeClassification
 
-__all__ = ["NodeClassification"]
+__all__ = ["DomainAdversarial", "NodeClassification"]
