@@ -6,9 +6,12 @@
 * :class:`DomainAdversarial` (:mod:`~gnnleaky.tasks.domain_adversarial`): DANN, a labelled
   source graph and an unlabelled target, a gradient reversal layer between the GNN
   extractor and a domain discriminator.
+* :class:`ContinualStep` (:mod:`~gnnleaky.tasks.continual`): one task of a class- or
+  task-incremental sequence (fine-tuning or EWC), with CGLB's AP and AF.
 """
 
+from gnnleaky.tasks.continual import ContinualStep
 from gnnleaky.tasks.domain_adversarial import DomainAdversarial
 from gnnleaky.tasks.node_classification import NodeClassification
 
-__all__ = ["DomainAdversarial", "NodeClassification"]
+__all__ = ["ContinualStep", "DomainAdversarial", "NodeClassification"]
