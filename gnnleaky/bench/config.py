@@ -69,7 +69,7 @@ def _freeze(params: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
 #: Fields added to :class:`RunConfig` after results were first stored: left out of
 #: :attr:`RunConfig.key` while at their default, so that every stored run keeps its key.
 #: A new field goes here (with a default that reproduces the earlier behaviour).
-KEY_OPTIONAL_FIELDS: frozenset[str] = frozenset()
+KEY_OPTIONAL_FIELDS: frozenset[str] = frozenset({"task", "task_params"})
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,13 @@ class RunConfig:
     patience: int | None = 100
     seed: int = 0
     metrics: tuple[str, ...] = ("dirichlet", "rayleigh", "hf_ratio")
+    task: str = "node_classification"
+    task_params: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         # Lists from YAML/JSON become tuples so that configs stay hashable.
         object.__setattr__(self, "dataset_params", _freeze(dict(self.dataset_params)))
+        object.__setattr__(self, "task_params", _freeze(dict(self.task_params)))
         object.__setattr__(self, "metrics", tuple(self.metrics))
         if self.prelu_bounds is not None:
             object.__setattr__(self, "prelu_bounds", tuple(float(b) for b in self.prelu_bounds))
@@ -118,6 +121,7 @@ class RunConfig:
         """Plain JSON-ready dict (round-trips through ``RunConfig(**d)``)."""
         d = dataclasses.asdict(self)
         d["dataset_params"] = dict(self.dataset_params)
+        d["task_params"] = dict(self.task_params)
         d["metrics"] = list(self.metrics)
         d["prelu_bounds"] = list(self.prelu_bounds) if self.prelu_bounds else None
         return d
@@ -126,9 +130,9 @@ class RunConfig:
     def key(self) -> str:
         """Stable 16-hex-digit hash of the full config (the run's identity in the store)."""
         d = self.to_dict()
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        plain = RunConfig().to_dict()  # the defaults as to_dict writes them
         for name in KEY_OPTIONAL_FIELDS:
-            if name in d and d[name] == defaults[name]:
+            if name in d and d[name] == plain[name]:
                 del d[name]
         text = json.dumps(_canonical(d), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -155,6 +159,8 @@ class RunConfig:
             self.epochs,
             self.patience,
             self.metrics,
+            self.task,
+            self.task_params,
         )
 
     @property
@@ -282,6 +288,9 @@ class SweepConfig:
         hidden_channels, epochs, lr, weight_decay, dropout, patience: Training settings.
         metrics (list[str]): Per-layer probe metrics stored at init and best epoch
             (empty: none, training only).
+        task (str): What each run optimizes: ``node_classification`` (default),
+            ``link_prediction``, ``contrastive`` (see :data:`gnnleaky.bench.tasks.TASKS`).
+        task_params (dict): The task's parameters (unset ones take the task's defaults).
 
     Example:
         >>> cfg = SweepConfig(datasets=["csbm"], depths=[2, 4], activations=["relu",
@@ -307,6 +316,8 @@ class SweepConfig:
     dropout: float = 0.5
     patience: int | None = 100
     metrics: tuple[str, ...] = ("dirichlet", "rayleigh", "hf_ratio")
+    task: str = "node_classification"
+    task_params: Any = ()
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -333,6 +344,8 @@ class SweepConfig:
             object.__setattr__(
                 self, f, tuple(_freeze(v) if isinstance(v, Mapping) else v for v in value)
             )
+        if isinstance(self.task_params, Mapping):
+            object.__setattr__(self, "task_params", _freeze(self.task_params))
         self.validate()
 
     # -- validation -------------------------------------------------------------------
@@ -428,6 +441,23 @@ class SweepConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         floats("weight_decay", [self.weight_decay], 0.0)
         floats("dropout", [self.dropout], 0.0, 0.99)
+        self._check_task()
+
+    def _check_task(self) -> None:
+        from gnnleaky.bench.tasks import check_task
+
+        params = self.task_params
+        if params is None:
+            params = {}
+        elif isinstance(params, tuple) and all(
+            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params
+        ):
+            params = dict(params)
+        try:
+            normal = check_task(self.task, params)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        object.__setattr__(self, "task_params", _freeze(normal))
 
     # -- expansion --------------------------------------------------------------------
     def _activation_grid(self) -> list[tuple[str, float, str | None]]:
@@ -475,6 +505,8 @@ class SweepConfig:
                 patience=self.patience,
                 seed=seed,
                 metrics=self.metrics,
+                task=self.task,
+                task_params=self.task_params,
             )
             runs.setdefault(run.key, run)
         return list(runs.values())
@@ -508,6 +540,7 @@ class SweepConfig:
                     for x in v
                 ]
         d["prelu_bounds"] = list(self.prelu_bounds) if self.prelu_bounds else None
+        d["task_params"] = dict(self.task_params)
         return d
 
     def to_yaml(self) -> str:

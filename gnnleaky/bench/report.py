@@ -3,7 +3,10 @@
 :func:`make_report` writes, per dataset: a heatmap of mean test score over depth x
 activation/slope, per-layer Dirichlet energy curves (log scale) coloured by slope, the
 high-frequency ratio per layer, the learned PReLU slopes per layer, and a Markdown summary
-with mean ± std tables.
+with mean ± std tables. Runs of a task other than node classification (see
+:mod:`gnnleaky.bench.tasks`) get the same tables and plots of their main score, and for
+each claim their task names (a stored scalar, e.g. a gradient share) a table and a figure:
+the scalar's mean ± std over seeds versus depth, one line per activation setting.
 
 A table cell (and a plotted line) aggregates only runs that differ in seed and split. When
 the store holds runs of one cell whose configs differ in anything else (a second sweep
@@ -25,7 +28,14 @@ import pandas as pd
 
 from gnnleaky.bench.store import Results, load
 
-__all__ = ["column_label", "config_variants", "layer_table", "make_report", "summary_table"]
+__all__ = [
+    "column_label",
+    "config_variants",
+    "layer_table",
+    "make_report",
+    "scalar_table",
+    "summary_table",
+]
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +171,111 @@ def layer_table(
     df = lay.merge(runs, left_on="run_key", right_on="key")
     keys = [*_SECTION, "variant", *_CELL, "layer"]
     return df.groupby(keys)["value"].agg(["mean", "std"]).reset_index()
+
+
+def _task_of(config: Any) -> str:
+    from gnnleaky.bench.tasks import DEFAULT_TASK
+
+    return config.get("task", DEFAULT_TASK) if isinstance(config, Mapping) else DEFAULT_TASK
+
+
+def scalar_table(results: Results, name: str) -> pd.DataFrame:
+    """Mean, std and count over seeds (and splits) of the stored scalar ``name`` (see
+    :mod:`gnnleaky.bench.tasks`) for each dataset label, conv, variant, depth and setting
+    (finished runs only), as :func:`summary_table` groups runs.
+
+    Example:
+        >>> runs = pd.DataFrame({"key": ["a", "b"], "dataset_label": ["d"] * 2,
+        ...     "conv": ["gcn"] * 2, "num_layers": [2] * 2, "activation": ["relu"] * 2,
+        ...     "negative_slope": [0.0] * 2, "status": ["ok"] * 2})
+        >>> scalars = pd.DataFrame({"run_key": ["a", "b"], "name": ["s", "s"],
+        ...     "value": [0.5, 0.7]})
+        >>> res = Results(runs, pd.DataFrame(), pd.DataFrame(), scalars)
+        >>> scalar_table(res, "s")[["mean", "n"]].round(3).values.tolist()
+        [[0.6, 2.0]]
+    """
+    keys = ["dataset_label", "conv", "variant", "num_layers", "setting"]
+    scalars = results.scalars
+    if scalars is None or scalars.empty:
+        return pd.DataFrame(columns=[*keys, "mean", "std", "n"])
+    runs = _with_variants(results.runs)
+    runs = runs[runs.status == "ok"]
+    vals = scalars[scalars.name == name][["run_key", "value"]]
+    df = vals.merge(runs, left_on="run_key", right_on="key")
+    df = df.assign(setting=[column_label(a, s) for a, s in zip(df.activation, df.negative_slope)])
+    agg = df.groupby(keys)["value"].agg(["mean", "std", "count"]).rename(columns={"count": "n"})
+    return agg.reset_index()
+
+
+def _task_claims(results: Results, out: Path) -> tuple[list[Path], list[str]]:
+    """Per task of the store and claim of that task: a figure per table and Markdown."""
+    import matplotlib.pyplot as plt
+
+    from gnnleaky.bench.tasks import TASKS
+
+    paths: list[Path] = []
+    lines: list[str] = []
+    runs = _with_variants(results.runs)
+    tasks = runs["config"].map(_task_of) if "config" in runs else pd.Series(dtype=object)
+    stems = _stems(runs)
+    for task in sorted(set(tasks)):
+        spec = TASKS.get(task)
+        if spec is None or not spec.figures:
+            continue
+        sub = Results(runs[tasks == task], results.layers, results.curves, results.scalars)
+        for name, label in spec.figures.items():
+            table = scalar_table(sub, name)
+            if table.empty:
+                continue
+            lines += ["", f"## {task}: {label} (`{name}`, mean ± std over seeds)", ""]
+            for (dlabel, conv, variant), part in table.groupby([*_SECTION, "variant"]):
+                order = [
+                    c
+                    for c in _label_order(runs[runs.dataset_label == dlabel])
+                    if c in set(part.setting)
+                ]
+                lines += [
+                    f"{_title(dlabel, conv, variant)}",
+                    "",
+                    "| " + " | ".join(["depth", *order]) + " |",
+                    "|---|" + "---|" * len(order),
+                ]
+                fig, ax = plt.subplots(figsize=(7, 4.5))
+                for setting in order:
+                    line = part[part.setting == setting].sort_values("num_layers")
+                    ax.errorbar(
+                        line.num_layers,
+                        line["mean"],
+                        yerr=line["std"].fillna(0),
+                        marker="o",
+                        ms=4,
+                        capsize=3,
+                        label=setting,
+                    )
+                for depth, row in part.groupby("num_layers"):
+                    cells = [str(depth)]
+                    for setting in order:
+                        r = row[row.setting == setting]
+                        if r.empty:
+                            cells.append("")
+                            continue
+                        r = r.iloc[0]
+                        n = int(r.n)
+                        cells.append(
+                            f"{r['mean']:.4g} ± {r['std']:.2g} (n={n})"
+                            if n > 1
+                            else f"{r['mean']:.4g} (n=1)"
+                        )
+                    lines.append("| " + " | ".join(cells) + " |")
+                lines.append("")
+                ax.set_xscale("log", base=2)
+                ax.set_xlabel("depth (layers)")
+                ax.set_ylabel(label)
+                ax.set_title(f"{_title(dlabel, conv, variant)}: {task}", fontsize=10)
+                ax.legend(fontsize=7)
+                stem = stems[(dlabel, conv, variant)]
+                paths.append(_save(fig, out / f"{_slug(task)}_{_slug(name)}_{stem}.png"))
+    return paths, lines
 
 
 def _slug(text: str) -> str:
@@ -388,7 +503,7 @@ def make_report(results: str | Path | Results, out: str | Path) -> list[Path]:
         raise ValueError("the results store holds no runs: nothing to report")
     variants, differing = _variants(results.runs)
     runs = results.runs.assign(variant=variants)
-    results = Results(runs, results.layers, results.curves)
+    results = Results(runs, results.layers, results.curves, results.scalars)
     for (label, conv), keys in differing.items():
         log.warning(
             "%s / %s: runs of one cell differ in %s (not only in seed and split); "
@@ -416,12 +531,18 @@ def make_report(results: str | Path | Results, out: str | Path) -> list[Path]:
             "hf_ratio",
         )
         paths += _slope_plots(runs, stems, out)
+        claim_paths, claim_lines = _task_claims(results, out)
+        paths += claim_paths
     else:
+        claim_lines = []
         log.warning(
             "all %d runs in the store failed: no plots; summary.md lists their errors", len(runs)
         )
     md = out / "summary.md"
-    md.write_text(_markdown(runs, table, differing))
+    text = _markdown(runs, table, differing)
+    if claim_lines:
+        text += "\n# Task claims\n" + "\n".join(claim_lines) + "\n"
+    md.write_text(text)
     paths.append(md)
     log.info("report: wrote %d files to %s", len(paths), out)
     return paths

@@ -82,6 +82,15 @@ CREATE TABLE IF NOT EXISTS curves (
 );
 INSERT OR IGNORE INTO meta VALUES ('magic', '{MAGIC}'), ('schema_version', '{SCHEMA_VERSION}');
 """
+# A task's numbers beyond its main score (see gnnleaky.bench.tasks). Added to schema version
+# 1 later: created in a store that lacks it when the store is opened for writing, read as
+# empty from one opened read-only.
+_SCALARS = """
+CREATE TABLE IF NOT EXISTS scalars (
+    run_key TEXT NOT NULL REFERENCES runs(key), name TEXT NOT NULL, value REAL,
+    PRIMARY KEY (run_key, name)
+);
+"""
 # The columns each table of schema version SCHEMA_VERSION must have (more are allowed).
 _COLUMNS = {
     "meta": ("key", "value"),
@@ -278,6 +287,9 @@ class ResultsStore:
         elif not readonly:
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        if not readonly and "scalars" not in tables:
+            self.conn.executescript(f"BEGIN IMMEDIATE;{_SCALARS}COMMIT;")
+        self._has_scalars = not readonly or "scalars" in tables
 
     def _check_schema(self, tables: set[str], readonly: bool) -> None:
         """Refuse, before anything is trained or read, a store of another schema version or
@@ -372,6 +384,11 @@ class ResultsStore:
                 "AND status='failed')",
                 (result.key,),
             )
+            cur.execute(
+                "DELETE FROM scalars WHERE run_key IN (SELECT key FROM runs WHERE key=? "
+                "AND status='failed')",
+                (result.key,),
+            )
             cur.execute("DELETE FROM runs WHERE key=? AND status='failed'", (result.key,))
             cur.execute(
                 f"INSERT OR IGNORE INTO runs ({', '.join(_RUN_COLUMNS)}) "
@@ -403,6 +420,13 @@ class ResultsStore:
                     for c in result.curve
                 ],
             )
+            cur.executemany(
+                "INSERT INTO scalars VALUES (?, ?, ?)",
+                [
+                    (result.key, str(name), _num(value))
+                    for name, value in sorted(getattr(result, "scalars", {}).items())
+                ],
+            )
             cur.execute("COMMIT")
         except BaseException as err:
             # SQLite may have ended the transaction itself (a failed COMMIT, e.g. a full
@@ -426,7 +450,11 @@ class ResultsStore:
             runs[col] = runs[col].map(lambda s: json.loads(s) if isinstance(s, str) else s)
         layers = pd.read_sql_query("SELECT * FROM layers", self.conn)
         curves = pd.read_sql_query("SELECT * FROM curves ORDER BY run_key, epoch", self.conn)
-        return Results(runs, layers, curves)
+        if self._has_scalars:
+            scalars = pd.read_sql_query("SELECT * FROM scalars ORDER BY run_key, name", self.conn)
+        else:
+            scalars = pd.DataFrame(columns=["run_key", "name", "value"])
+        return Results(runs, layers, curves, scalars)
 
 
 def _num(value: Any) -> float | None:
@@ -438,11 +466,13 @@ def _num(value: Any) -> float | None:
 
 
 class Results(NamedTuple):
-    """The tables of a results store: ``runs``, ``layers`` (per-layer metrics), ``curves``."""
+    """The tables of a results store: ``runs``, ``layers`` (per-layer metrics), ``curves``
+    and ``scalars`` (a task's other numbers: ``run_key``, ``name``, ``value``)."""
 
     runs: pd.DataFrame
     layers: pd.DataFrame
     curves: pd.DataFrame
+    scalars: pd.DataFrame | None = None
 
 
 def load(path: str | Path) -> Results:

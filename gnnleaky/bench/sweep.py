@@ -130,12 +130,15 @@ def check_data(config: SweepConfig | Sequence[RunConfig], root: str | None = Non
 def _failed(run: RunConfig, err: BaseException) -> Any:
     """A ``failed`` result for a run whose training raised (the reason is the error)."""
     from gnnleaky import datasets
+    from gnnleaky.bench.tasks import DEFAULT_TASK, runner
     from gnnleaky.bench.train import RunResult
 
     try:
         metric = datasets.info(run.dataset).metric
     except ValueError:
         metric = "accuracy"
+    if run.task != DEFAULT_TASK:
+        metric = runner(run.task).metric
     nan = float("nan")
     return RunResult(
         config=run,

@@ -1,5 +1,8 @@
 r"""Training of one run or one stacked group of a sweep, on the training core.
 
+A run whose ``task`` is not node classification goes to its task's runner
+(:mod:`gnnleaky.bench.tasks`); what follows describes node classification.
+
 :func:`train_run` trains one model; :func:`train_group` trains runs that share
 ``RunConfig.group_key`` together as one :class:`~gnnleaky.engine.StackedGNN` (or one by
 one for models that cannot be stacked), both through :func:`gnnleaky.train.fit` with the
@@ -32,6 +35,7 @@ from typing import Any
 import torch
 
 from gnnleaky.bench.config import RunConfig
+from gnnleaky.bench.tasks import DEFAULT_TASK, runner
 from gnnleaky.engine import STACKABLE_CONVS, SeededDropout, StackedGNN, model_threads
 from gnnleaky.nn import LeakyGNN, slopes
 from gnnleaky.tasks import NodeClassification
@@ -59,7 +63,9 @@ class RunResult:
 
     Scores are taken at the best validation epoch. ``layers`` holds records
     ``{layer, stage ('pre'|'post'), metric, when ('init'|'best'), value}`` and ``curve``
-    one record ``{epoch, train_loss, train_score, val_score, test_score}`` per epoch run.
+    one record ``{epoch, train_loss, train_score, val_score, test_score}`` per epoch run;
+    ``scalars`` holds a task's other numbers by name (e.g. a link predictor's AP; see
+    :mod:`gnnleaky.bench.tasks`).
     A failed run keeps its curve up to the failure and, if it had one, its best epoch so
     far (else ``best_epoch=0`` and NaN scores).
     """
@@ -79,6 +85,7 @@ class RunResult:
     slopes: dict[str, list[float]] = field(default_factory=dict)
     layers: list[dict[str, Any]] = field(default_factory=list)
     curve: list[dict[str, Any]] = field(default_factory=list)
+    scalars: dict[str, float] = field(default_factory=dict)
 
 
 def _metric(cfg: RunConfig, data: Any) -> str:
@@ -238,6 +245,8 @@ def train_run(data: Any, cfg: RunConfig, *, cache: Any = None) -> RunResult:
         >>> res.status, res.epochs_run, len(res.curve)
         ('ok', 5, 5)
     """
+    if cfg.task != DEFAULT_TASK:
+        return runner(cfg.task).runner()(data, cfg, cache=cache)
     return _train_single(_task(data, cfg), cfg, cache)
 
 
@@ -293,6 +302,9 @@ def train_group(
         )
     if max_group is not None and (isinstance(max_group, bool) or int(max_group) < 1):
         raise ValueError(f"max_group must be a positive int or None, got {max_group!r}")
+    if cfgs[0].task != DEFAULT_TASK:  # other tasks train one run at a time
+        run = runner(cfgs[0].task).runner()
+        return [run(data, cfg, cache=cache) for cfg in cfgs]
     task = _task(data, cfgs[0])
     if not stacked or cfgs[0].conv not in STACKABLE_CONVS:
         return [_train_single(task, cfg, cache) for cfg in cfgs]

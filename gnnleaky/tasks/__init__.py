@@ -3,6 +3,8 @@
 
 * :class:`NodeClassification` (the default): cross-entropy on the training nodes (binary
   cross-entropy per task for multilabel data), scored by the dataset's official metric.
+* :class:`LinkPrediction`: a graph autoencoder (inner-product decoder) on a random edge
+  split, scored by ROC-AUC and average precision.
 * :class:`DomainAdversarial` (:mod:`~gnnleaky.tasks.domain_adversarial`): DANN, a labelled
   source graph and an unlabelled target, a gradient reversal layer between the GNN
   extractor and a domain discriminator.
@@ -12,6 +14,14 @@
 
 from gnnleaky.tasks.continual import ContinualStep
 from gnnleaky.tasks.domain_adversarial import DomainAdversarial
+from gnnleaky.tasks.link_prediction import LinkPrediction, link_scores, link_split
 from gnnleaky.tasks.node_classification import NodeClassification
 
-__all__ = ["ContinualStep", "DomainAdversarial", "NodeClassification"]
+__all__ = [
+    "ContinualStep",
+    "DomainAdversarial",
+    "LinkPrediction",
+    "NodeClassification",
+    "link_scores",
+    "link_split",
+]

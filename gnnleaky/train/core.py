@@ -146,7 +146,7 @@ def fit(
     lr: float = 0.01,
     weight_decay: float = 5e-4,
     param_groups: Callable[[torch.nn.Module], list[dict[str, Any]]] | None = None,
-    selection: str = "val",
+    selection: str | None = "val",
     mode: str = "max",
     restore_best: bool = True,
     callbacks: Sequence[Callable[[int, Bank], None]] = (),
@@ -165,8 +165,9 @@ def fit(
             slopes. (default: ``5e-4``)
         param_groups (callable, optional): ``param_groups(module)`` -> the optimizer's
             parameter groups (e.g. another decay for some layers); replaces the default.
-        selection (str, optional): The score that selects the best epoch. (default:
-            ``"val"``)
+        selection (str, optional): The score that selects the best epoch; ``None`` keeps
+            the last epoch (a task without a validation score, e.g. self-supervised
+            training run for a fixed number of epochs). (default: ``"val"``)
         mode (str, optional): ``"max"`` or ``"min"`` (e.g. ``selection="val_loss"``).
         restore_best (bool, optional): Load the selected epoch's weights at the end.
             (default: ``True``)
@@ -243,8 +244,8 @@ def fit(
                 continue
             row = {name: float(values[i]) for name, values in scores.items()}
             rec.curve.append({"epoch": epoch, "train_loss": loss_values[i], **row})
-            value = row.get(selection, math.nan)
-            if _better(value, rec.best_value, mode):
+            value = row.get(selection, math.nan) if selection is not None else float(epoch)
+            if selection is None or _better(value, rec.best_value, mode):
                 rec.best_value, rec.best_epoch, rec.scores = value, epoch, row
                 improved.append(i)
             elif patience is not None and epoch - rec.best_epoch >= patience:

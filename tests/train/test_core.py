@@ -188,3 +188,14 @@ def test_a_multilabel_graph_trains_and_is_scored_by_mean_roc_auc():
     assert rec.status == "ok"
     assert rec.curve[-1]["train"] > rec.curve[0]["train"]
     assert 0.5 < rec.scores["test"] <= 1.0
+
+
+def test_selection_none_keeps_the_last_epoch():
+    data = load("csbm", num_nodes=60, seed=0)
+    torch.manual_seed(0)
+    model = GCN(data.num_features, 8, 2, 2)
+    [rec] = fit(model, NodeClassification(data), epochs=7, selection=None, patience=2)
+    assert (rec.best_epoch, rec.epochs_run) == (7, 7)
+    assert rec.scores == {
+        k: v for k, v in rec.curve[-1].items() if k not in ("epoch", "train_loss")
+    }

@@ -1,0 +1,275 @@
+r"""The tasks a sweep can run: a registry of task runners, resolved by the ``task:`` key.
+
+A sweep YAML names its task (``task: link_prediction``, default ``node_classification``)
+and the task's parameters (``task_params: {val_ratio: 0.05}``). Both are checked against
+:data:`TASKS` before any run starts (:func:`check_task`): an unknown task, an unknown
+parameter, a value of the wrong type or out of range is a
+:class:`~gnnleaky.bench.config.ConfigError` naming the key and what is allowed.
+
+Every run of a sweep, whatever its task, is one :class:`~gnnleaky.bench.train.RunResult`
+in the results store: ``train_score``/``val_score``/``test_score`` are the task's main
+metric (named by :attr:`TaskRunner.metric`), the curve holds one row per epoch, the
+per-layer records go to the store's ``layers`` table and every other number of the run
+(e.g. AP, a gradient share) to ``RunResult.scalars`` (the store's ``scalars`` table).
+So resuming a killed sweep, the store and ``gnnleaky report`` work for every task alike.
+
+Adding a task runner
+--------------------
+1. Write the task itself in ``gnnleaky/tasks/<task>.py``: a loss and an evaluation on top of
+   :func:`gnnleaky.train.fit` (the :class:`gnnleaky.train.Task` protocol), with no
+   reference to the sweep.
+2. Write its runner in ``gnnleaky/bench/runners/<task>.py`` (the sweep's side: it knows
+   :class:`~gnnleaky.bench.config.RunConfig`), a function
+   ``run(data, cfg, *, cache=None) -> RunResult``: build the model with
+   :func:`gnnleaky.bench.train.build_model` (seeded as the sweep builds every model),
+   train it with :func:`gnnleaky.train.fit` under ``torch.random.fork_rng`` seeded with
+   ``cfg.seed``, read the task's parameters with :func:`task_params` (defaults filled in)
+   and return :func:`fit_result` (or :func:`result`) with the scores and scalars.
+3. Add one :class:`TaskRunner` entry to :data:`TASKS` below: its parameters with their
+   defaults (a parameter's type is its default's type), a ``check`` that raises
+   ``ValueError`` for values out of range, the run function as ``"module:function"``
+   (imported when the first run starts), the metric of its scores and the claims the
+   report draws (``figures``: scalar name -> axis label).
+4. A preset ``gnnleaky/bench/presets/<task>.yaml`` and tests of known answers.
+
+A task that is not in :data:`TASKS` cannot be named in a sweep.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["TASKS", "TaskRunner", "check_task", "fit_result", "result", "runner", "task_params"]
+
+DEFAULT_TASK = "node_classification"
+
+
+@dataclass(frozen=True)
+class TaskRunner:
+    """One task of the sweep.
+
+    Args:
+        name (str): The ``task:`` value.
+        run (str): ``"module:function"`` of ``run(data, cfg, *, cache=None) -> RunResult``.
+        metric (str): What ``train/val/test_score`` of its runs hold.
+        params (dict): Parameter -> default; a value must have the default's type
+            (an int is accepted for a float and stored as a float).
+        check (callable, optional): ``check(params)`` raises ``ValueError`` naming a
+            parameter whose value is out of range (``params`` has the defaults filled in).
+        figures (dict): Scalar name -> axis label: one report figure per claim (the
+            scalar's mean ± std over seeds versus depth, one line per activation).
+        description (str): One line.
+    """
+
+    name: str
+    run: str
+    metric: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    check: Callable[[dict[str, Any]], None] | None = None
+    figures: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def runner(self) -> Callable[..., Any]:
+        """The run function (imported now)."""
+        module, _, name = self.run.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+def _in_range(params: dict[str, Any], name: str, lo: float, hi: float, *, open_hi: bool) -> None:
+    v = params[name]
+    if not (lo <= v < hi if open_hi else lo <= v <= hi):
+        raise ValueError(f"{name} must be in [{lo}, {hi}{')' if open_hi else ']'}, got {v!r}")
+
+
+def _positive(params: dict[str, Any], *names: str) -> None:
+    for name in names:
+        if not params[name] > 0:
+            raise ValueError(f"{name} must be > 0, got {params[name]!r}")
+
+
+def _check_link_prediction(p: dict[str, Any]) -> None:
+    _in_range(p, "val_ratio", 0.0, 1.0, open_hi=True)
+    _in_range(p, "test_ratio", 0.0, 1.0, open_hi=True)
+    if p["val_ratio"] + p["test_ratio"] >= 1.0:
+        raise ValueError(
+            f"val_ratio + test_ratio must be < 1 (edges are left for training), got "
+            f"{p['val_ratio']} + {p['test_ratio']}"
+        )
+    if p["test_ratio"] <= 0:
+        raise ValueError(f"test_ratio must be > 0, got {p['test_ratio']!r}")
+    _positive(p, "out_channels")
+
+
+def _check_contrastive(p: dict[str, Any]) -> None:
+    for name in ("drop_edge_1", "drop_edge_2", "mask_feature_1", "mask_feature_2"):
+        _in_range(p, name, 0.0, 1.0, open_hi=True)
+    _positive(p, "tau", "proj_channels", "hard_negatives")
+    _in_range(p, "eval_train_ratio", 0.0, 1.0, open_hi=True)
+    if p["eval_train_ratio"] <= 0:
+        raise ValueError(f"eval_train_ratio must be > 0, got {p['eval_train_ratio']!r}")
+
+
+#: The tasks a sweep can run: ``task:`` value -> :class:`TaskRunner`.
+TASKS: dict[str, TaskRunner] = {
+    "node_classification": TaskRunner(
+        name="node_classification",
+        run="gnnleaky.bench.train:train_run",
+        metric="dataset",  # the dataset's official metric
+        description="supervised node classification (the default)",
+    ),
+    "link_prediction": TaskRunner(
+        name="link_prediction",
+        run="gnnleaky.bench.runners.link_prediction:run",
+        metric="roc_auc",
+        params={"val_ratio": 0.05, "test_ratio": 0.1, "out_channels": 16},
+        check=_check_link_prediction,
+        figures={
+            "test_auc": "test ROC-AUC",
+            "test_ap": "test average precision",
+        },
+        description="graph autoencoder (GAE): inner-product decoder, RandomLinkSplit",
+    ),
+}
+
+
+def runner(task: str) -> TaskRunner:
+    """The :class:`TaskRunner` registered under ``task``."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
+    return TASKS[task]
+
+
+def _type_ok(value: Any, default: Any) -> bool:
+    want = type(default)
+    if want is bool:
+        return isinstance(value, bool)
+    if want in (int, float):
+        return (
+            not isinstance(value, bool)
+            and isinstance(value, int if want is int else (int, float))
+            and math.isfinite(float(value))
+        )
+    return isinstance(value, want)
+
+
+_KIND = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false"}
+
+
+def task_params(task: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The task's parameters with the defaults filled in, checked: raises ``ValueError``
+    naming an unknown task, an unknown parameter, a wrong type or a value out of range.
+
+    Example:
+        >>> task_params("link_prediction", {"val_ratio": 0.1})["val_ratio"]
+        0.1
+        >>> try:
+        ...     task_params("link_prediction", {"tau": 0.5})
+        ... except ValueError as err:
+        ...     print(err)
+        task_params.tau: unknown parameter of task 'link_prediction'; allowed: [...]
+    """
+    spec = runner(task)
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(spec.params), key=repr)
+    if unknown:
+        allowed = sorted(spec.params) or "none (this task takes no parameters)"
+        raise ValueError(
+            f"task_params.{unknown[0]}: unknown parameter of task {task!r}; allowed: {allowed}"
+        )
+    out = dict(spec.params)
+    for k, v in params.items():
+        default = spec.params[k]
+        if not _type_ok(v, default):
+            kind = _KIND.get(type(default), type(default).__name__)
+            raise ValueError(f"task_params.{k} of task {task!r} must be {kind}, got {v!r}")
+        out[k] = float(v) if isinstance(default, float) else v
+    if spec.check is not None:
+        try:
+            spec.check(out)
+        except ValueError as err:
+            raise ValueError(f"task_params of task {task!r}: {err}") from None
+    return out
+
+
+def check_task(task: Any, params: Any) -> dict[str, Any]:
+    """:func:`task_params` for a sweep config's ``task`` and ``task_params`` values, which
+    may be of any type; returns the given parameters normalized (floats as floats)."""
+    if not isinstance(task, str):
+        raise ValueError(f"task must be a string, one of {sorted(TASKS)}; got {task!r}")
+    if not isinstance(params, Mapping):
+        raise ValueError(f"task_params must be a mapping of parameter -> value, got {params!r}")
+    full = task_params(task, params)
+    return {k: full[k] for k in params}
+
+
+def result(cfg: Any, **fields: Any) -> Any:
+    """A :class:`~gnnleaky.bench.train.RunResult` of ``cfg`` with the task's metric;
+    ``fields`` as in ``RunResult`` (missing scores are NaN)."""
+    from gnnleaky.bench.train import RunResult
+
+    nan = math.nan
+    base: dict[str, Any] = {
+        "status": "ok",
+        "reason": None,
+        "metric": runner(cfg.task).metric,
+        "best_epoch": 0,
+        "epochs_run": 0,
+        "train_score": nan,
+        "val_score": nan,
+        "test_score": nan,
+        "wall_time": 0.0,
+        "group_size": 1,
+    }
+    base.update(fields)
+    return RunResult(config=cfg, key=cfg.key, **base)
+
+
+def fit_result(
+    cfg: Any,
+    record: Any,
+    model: Any,
+    *,
+    wall_time: float,
+    layers: list[dict[str, Any]] | None = None,
+    scalars: Mapping[str, float] | None = None,
+    scores: Mapping[str, float] | None = None,
+) -> Any:
+    """The :class:`~gnnleaky.bench.train.RunResult` of a run trained by
+    :func:`gnnleaky.train.fit`: its :class:`~gnnleaky.train.FitRecord` ``record`` (status,
+    best epoch, curve; scores ``train``/``val``/``test`` unless ``scores`` gives them), the
+    model's PReLU slopes, per-layer ``layers`` and the task's ``scalars``."""
+    from gnnleaky.nn import slopes
+
+    nan = math.nan
+    got = {**record.scores, **(scores or {})}
+    ok = record.best_epoch > 0
+    return result(
+        cfg,
+        status=record.status,
+        reason=record.reason,
+        best_epoch=record.best_epoch,
+        epochs_run=record.epochs_run,
+        train_score=got.get("train", nan),
+        val_score=got.get("val", nan),
+        test_score=got.get("test", nan),
+        wall_time=wall_time,
+        slopes={n: [float(v) for v in s.detach().reshape(-1)] for n, s in slopes(model).items()}
+        if ok
+        else {},
+        layers=list(layers or []),
+        curve=[
+            {
+                "epoch": c["epoch"],
+                "train_loss": c["train_loss"],
+                "train_score": c.get("train", nan),
+                "val_score": c.get("val", nan),
+                "test_score": c.get("test", nan),
+            }
+            for c in record.curve
+        ],
+        scalars={k: float(v) for k, v in (scalars or {}).items()},
+    )
