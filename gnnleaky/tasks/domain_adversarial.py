@@ -64,6 +64,52 @@ __all__ = [
 #: 5 classes), six directed pairs.
 WEBKB = ("cornell", "texas", "wisconsin")
 
+#: Targets named relative to a WebKB source (the sweep's ``task_params.target``):
+#: ``next``/``previous`` in :data:`WEBKB`'s cyclic order (together the six pairs); for a
+#: ``csbm`` source every rule means the shifted cSBM twin (:func:`csbm_pair`).
+TARGET_RULES = ("next", "previous")
+
+
+def target_name(source: str, target: str) -> str:
+    """The target graph of ``source``: ``target`` itself, the neighbour in :data:`WEBKB`
+    for ``next``/``previous``, or ``"csbm"`` for a cSBM source (its shifted twin). Raises
+    a ValueError for a pair that differs in feature width or classes (from the registry,
+    before any file is read).
+
+    Example:
+        >>> target_name("cornell", "next"), target_name("cornell", "previous")
+        ('texas', 'wisconsin')
+    """
+    from gnnleaky.datasets import info
+
+    src = info(source)
+    if src.name == "csbm":
+        if target not in ("", *TARGET_RULES, "csbm"):
+            raise ValueError(
+                f"domain pair: a csbm source is paired with its shifted csbm twin; "
+                f"target must be 'next' (or empty), got {target!r}"
+            )
+        return "csbm"
+    if target in ("", *TARGET_RULES):
+        if src.name not in WEBKB:
+            raise ValueError(
+                f"domain pair: target {target or 'next'!r} is defined for the WebKB graphs "
+                f"{list(WEBKB)} and csbm; name the target of {src.name!r} explicitly"
+            )
+        i = WEBKB.index(src.name)
+        return WEBKB[(i - 1) % 3] if target == "previous" else WEBKB[(i + 1) % 3]
+    tgt = info(target)
+    if tgt.name == src.name:
+        raise ValueError(f"domain pair: source and target are the same graph ({src.name!r})")
+    for key, label in (("features", "features"), ("classes", "classes")):
+        a, b = getattr(src, key), getattr(tgt, key)
+        if a != b and "synthetic" not in (src.family, tgt.family):
+            raise ValueError(
+                f"domain pair: source {src.name!r} has {a} {label} but target {tgt.name!r} "
+                f"has {b}; both graphs must share one feature space and one label set"
+            )
+    return tgt.name
+
 
 class GradientReversal(torch.autograd.Function):
     r"""The gradient reversal layer :math:`R_\lambda`: :math:`R_\lambda(x) = x` forward,
@@ -160,16 +206,7 @@ def domain_pair(source: str, target: str, root: Any = None) -> tuple[Any, Any]:
 
     if not isinstance(source, str) or not isinstance(target, str):
         raise ValueError(f"source and target must be dataset names, got {source!r}, {target!r}")
-    s, t = info(source), info(target)
-    if s.name == t.name:
-        raise ValueError(f"domain pair: source and target are the same graph ({s.name!r})")
-    for key, label in (("features", "features"), ("classes", "classes")):
-        a, b = getattr(s, key, None), getattr(t, key, None)
-        if a and b and a != b and "synthetic" not in (s.family, t.family):
-            raise ValueError(
-                f"domain pair: source {s.name!r} has {a} {label} but target {t.name!r} has "
-                f"{b}; both graphs must share one feature space and one label set"
-            )
+    s, t = info(source), info(target_name(source, target))
     src, tgt = load(s.name, root), load(t.name, root)
     check_domain_pair(src, tgt)
     return src, tgt
@@ -186,6 +223,7 @@ def csbm_pair(
     snr: float = 1.5,
     num_features: int = 16,
     seed: int = 0,
+    **kwargs: Any,
 ) -> tuple[Any, Any]:
     r"""Two cSBM graphs (:func:`gnnleaky.datasets.make_csbm`) with the same class means and
     a controlled shift between them.
@@ -197,7 +235,8 @@ def csbm_pair(
     \boldsymbol\mu_0) / \|\boldsymbol\mu_1 - \boldsymbol\mu_0\|` (a feature-mean shift
     toward class 1: at ``shift = snr / 2`` class 0 of the target sits on the source's
     Bayes boundary). The graphs are drawn from different seeds (``seed`` and
-    ``seed + 1``); the source keeps its random splits.
+    ``seed + 1``); the source keeps its random splits. ``kwargs``: further arguments of
+    :func:`~gnnleaky.datasets.make_csbm` for both graphs (e.g. ``num_splits``).
 
     Example:
         >>> s, t = csbm_pair(shift=1.0, num_nodes=200, seed=0)
@@ -214,6 +253,7 @@ def csbm_pair(
         snr=snr,
         num_features=num_features,
         means_seed=seed,
+        **kwargs,
     )
     src = load("csbm", homophily=source_homophily, seed=seed, **common)
     tgt = load("csbm", homophily=target_homophily, seed=seed + 1, **common)
