@@ -112,6 +112,22 @@ def summary(rows) -> None:
             f"{_ms(g.drift_norm, 1, 2)} | {_ms(g.drift_rel, 1, 3)} | {_ms(g.moved)} | "
             f"{g.seed.nunique()} |"
         )
+    print()
+    print(
+        "| dataset | setting | method | leaky − relu: drift ‖Δθ‖ | leaky − relu: AF (points) "
+        "| corr(drift, AF) over runs |"
+    )
+    print("|---|---|---|---|---|---|")
+    for (ds, st, me), g in df.groupby(["dataset", "setting", "method"], sort=False):
+        a = g[g.act == "relu"].sort_values("seed").set_index("seed")
+        b = g[g.act == "leaky0.2"].sort_values("seed").set_index("seed")
+        seeds = a.index.intersection(b.index)
+        if len(seeds) == 0:
+            continue
+        dd = (b.drift_norm - a.drift_norm).loc[seeds]
+        da = (b.af - a.af).loc[seeds]
+        r = np.corrcoef(g.drift_norm, g.af)[0, 1] if len(g) > 2 else float("nan")
+        print(f"| {ds} | {st} | {me} | {_ms(dd, 1, 2)} | {_ms(da)} | {r:+.2f} |")
 
 
 if __name__ == "__main__":

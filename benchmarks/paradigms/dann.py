@@ -58,7 +58,7 @@ def main() -> None:
             r = json.loads(line)
             done[(r["pair"], r["act"], r["adapt"], r["seed"])] = r
     if args.summary:
-        summary(done.values())
+        summary([r for r in done.values() if r["act"] in args.acts])
         return
     with args.out.open("a") as f:
         for seed in range(args.seeds):
