@@ -26,6 +26,7 @@ from typing import Any
 
 from gnnleaky.bench.config import RunConfig, SweepConfig, check_splits
 from gnnleaky.bench.store import ResultsStore, check_writable
+from gnnleaky.bench.tasks import DEFAULT_TASK
 
 __all__ = ["BACKENDS", "SweepSummary", "check_data", "plan", "run_sweep", "split_groups"]
 
@@ -56,6 +57,8 @@ def plan(
     max_group: int | None = None,
 ) -> list[list[RunConfig]]:
     """Groups of runs still to do; runs in a group share graph and shape (``group_key``).
+    Runs of a task other than node classification, which train one by one, are groups of
+    one, so that each is stored as soon as it is done.
 
     ``config`` is a :class:`SweepConfig` or its already expanded runs.
 
@@ -73,7 +76,8 @@ def plan(
             groups.setdefault(run.group_key, []).append(run)
     out: list[list[RunConfig]] = []
     for runs in groups.values():
-        step = max_group or len(runs)
+        # runs of other tasks train one by one: one group each, stored as each finishes
+        step = 1 if runs[0].task != DEFAULT_TASK else (max_group or len(runs))
         out.extend(runs[i : i + step] for i in range(0, len(runs), step))
     return out
 
@@ -130,7 +134,7 @@ def check_data(config: SweepConfig | Sequence[RunConfig], root: str | None = Non
 def _failed(run: RunConfig, err: BaseException) -> Any:
     """A ``failed`` result for a run whose training raised (the reason is the error)."""
     from gnnleaky import datasets
-    from gnnleaky.bench.tasks import DEFAULT_TASK, runner
+    from gnnleaky.bench.tasks import runner
     from gnnleaky.bench.train import RunResult
 
     try:

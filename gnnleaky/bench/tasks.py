@@ -111,7 +111,7 @@ def _check_link_prediction(p: dict[str, Any]) -> None:
 def _check_contrastive(p: dict[str, Any]) -> None:
     for name in ("drop_edge_1", "drop_edge_2", "mask_feature_1", "mask_feature_2"):
         _in_range(p, name, 0.0, 1.0, open_hi=True)
-    _positive(p, "tau", "proj_channels", "hard_negatives")
+    _positive(p, "tau", "out_channels", "proj_channels", "hard_negatives")
     _in_range(p, "eval_train_ratio", 0.0, 1.0, open_hi=True)
     if p["eval_train_ratio"] <= 0:
         raise ValueError(f"eval_train_ratio must be > 0, got {p['eval_train_ratio']!r}")
@@ -171,6 +171,30 @@ TASKS: dict[str, TaskRunner] = {
             "test_ap": "test average precision",
         },
         description="graph autoencoder (GAE): inner-product decoder, RandomLinkSplit",
+    ),
+    "contrastive": TaskRunner(
+        name="contrastive",
+        run="gnnleaky.bench.runners.contrastive:run",
+        metric="accuracy",
+        params={
+            "tau": 0.4,
+            "drop_edge_1": 0.2,
+            "drop_edge_2": 0.4,
+            "mask_feature_1": 0.3,
+            "mask_feature_2": 0.4,
+            "out_channels": 128,
+            "proj_channels": 128,
+            "hard_negatives": 10,
+            "eval_train_ratio": 0.1,
+        },
+        check=_check_contrastive,
+        figures={
+            "hard_grad_share_first": "share of hard-negative gradient through layer 1's activation",
+            "acc_random": "accuracy, linear probe, random 10%/90% split",
+            "acc_public": "accuracy, linear probe, public split",
+            "negative_preact_first": "share of layer-1 pre-activations below zero",
+        },
+        description="GRACE-style contrastive learning, linear evaluation",
     ),
     "domain_adversarial": TaskRunner(
         name="domain_adversarial",

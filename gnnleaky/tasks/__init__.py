@@ -5,6 +5,8 @@
   cross-entropy per task for multilabel data), scored by the dataset's official metric.
 * :class:`LinkPrediction`: a graph autoencoder (inner-product decoder) on a random edge
   split, scored by ROC-AUC and average precision.
+* :class:`Contrastive`: GRACE-style contrastive learning of two augmented views (NT-Xent),
+  evaluated by a linear probe on the frozen embeddings.
 * :class:`DomainAdversarial` (:mod:`~gnnleaky.tasks.domain_adversarial`): DANN, a labelled
   source graph and an unlabelled target, a gradient reversal layer between the GNN
   extractor and a domain discriminator.
@@ -13,15 +15,19 @@
 """
 
 from gnnleaky.tasks.continual import ContinualStep
+from gnnleaky.tasks.contrastive import GRACE, Contrastive, nt_xent
 from gnnleaky.tasks.domain_adversarial import DomainAdversarial
 from gnnleaky.tasks.link_prediction import LinkPrediction, link_scores, link_split
 from gnnleaky.tasks.node_classification import NodeClassification
 
 __all__ = [
+    "GRACE",
     "ContinualStep",
+    "Contrastive",
     "DomainAdversarial",
     "LinkPrediction",
     "NodeClassification",
     "link_scores",
     "link_split",
+    "nt_xent",
 ]

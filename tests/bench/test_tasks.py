@@ -43,6 +43,10 @@ def test_task_parameter_of_the_wrong_type_is_refused():
         _cfg(task="link_prediction", task_params={"out_channels": 16.5})
     with pytest.raises(ConfigError, match=r"task_params.out_channels .* must be an integer"):
         _cfg(task="link_prediction", task_params={"out_channels": True})
+    with pytest.raises(ConfigError, match=r"task_params.tau of task 'contrastive' must be a fin"):
+        _cfg(task="contrastive", task_params={"tau": "0.4"})
+    with pytest.raises(ConfigError, match=r"task_params.hard_negatives .* must be an integer"):
+        _cfg(task="contrastive", task_params={"hard_negatives": [5]})
 
 
 def test_unknown_or_out_of_range_task_parameter_is_refused():
@@ -52,6 +56,10 @@ def test_unknown_or_out_of_range_task_parameter_is_refused():
         _cfg(task_params={"tau": 0.5})  # node classification
     with pytest.raises(ConfigError, match=r"val_ratio \+ test_ratio must be < 1"):
         _cfg(task="link_prediction", task_params={"val_ratio": 0.5, "test_ratio": 0.5})
+    with pytest.raises(ConfigError, match="tau must be > 0"):
+        _cfg(task="contrastive", task_params={"tau": 0.0})
+    with pytest.raises(ConfigError, match=r"drop_edge_2 must be in \[0.0, 1.0\)"):
+        _cfg(task="contrastive", task_params={"drop_edge_2": 1.0})
     with pytest.raises(ConfigError, match="out_channels must be > 0"):
         _cfg(task="link_prediction", task_params={"out_channels": 0})
     with pytest.raises(ConfigError, match="task_params must be a mapping"):
@@ -141,3 +149,38 @@ def test_a_store_without_the_scalars_table_is_read_and_upgraded(tmp_path):
     with sqlite3.connect(path) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert "scalars" in names
+
+
+def test_contrastive_sweep_stores_accuracies_and_gradient_shares(tmp_path):
+    cfg = _cfg(
+        task="contrastive",
+        datasets=[{"name": "csbm", "params": {**CSBM, "num_nodes": 60}}],
+        activations=["relu", "leaky_relu"],
+        alphas=[0.2],
+        epochs=3,
+        hidden_channels=8,
+        metrics=[],
+        task_params={"out_channels": 4, "proj_channels": 4, "hard_negatives": 3},
+    )
+    path = tmp_path / "c.sqlite"
+    assert run_sweep(cfg, path).failed == 0
+    res = load(path)
+    assert (res.runs.best_epoch == 3).all()  # all epochs, the last one kept
+    got = res.scalars.pivot(index="run_key", columns="name", values="value")
+    assert {"acc_random", "acc_public", "hard_grad_share_first", "hard_grad_share_l1"} <= set(
+        got.columns
+    )
+    assert ((got.hard_grad_share_first > 0) & (got.hard_grad_share_first <= 1)).all()
+    runs = res.runs.set_index("key")
+    assert (runs.loc[got.index, "test_score"] == got.acc_random).all()
+    names = {p.name for p in make_report(path, tmp_path / "rep")}
+    assert "contrastive_hard_grad_share_first_csbm_gcn.png" in names
+
+
+def test_runs_of_other_tasks_are_planned_one_by_one():
+    from gnnleaky.bench.sweep import plan
+
+    node = _cfg(activations=["relu", "leaky_relu"], seeds=[0, 1])
+    link = _cfg(task="link_prediction", activations=["relu", "leaky_relu"], seeds=[0, 1])
+    assert [len(g) for g in plan(node)] == [4]
+    assert [len(g) for g in plan(link)] == [1, 1, 1, 1]
