@@ -444,7 +444,7 @@ class SweepConfig:
         self._check_task()
 
     def _check_task(self) -> None:
-        from gnnleaky.bench.tasks import check_task
+        from gnnleaky.bench.tasks import check_task, runner, task_params
 
         params = self.task_params
         if params is None:
@@ -455,6 +455,12 @@ class SweepConfig:
             params = dict(params)
         try:
             normal = check_task(self.task, params)
+            spec = runner(self.task)
+            if spec.check_datasets is not None:
+                names = [
+                    _dataset_entry(dict(e) if isinstance(e, tuple) else e)[0] for e in self.datasets
+                ]
+                spec.check_datasets(names, task_params(self.task, normal))
         except ValueError as err:
             raise ConfigError(str(err)) from None
         object.__setattr__(self, "task_params", _freeze(normal))

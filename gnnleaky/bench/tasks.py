@@ -63,6 +63,9 @@ class TaskRunner:
         figures (dict): Scalar name -> axis label: one report figure per claim (the
             scalar's mean ± std over seeds versus depth, one line per activation).
         description (str): One line.
+        check_datasets (callable, optional): ``check_datasets(names, params)`` raises
+            ``ValueError`` when the sweep's dataset names do not suit the parameters
+            (e.g. a domain pair whose feature widths or classes differ).
     """
 
     name: str
@@ -72,6 +75,7 @@ class TaskRunner:
     check: Callable[[dict[str, Any]], None] | None = None
     figures: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    check_datasets: Callable[[list[str], dict[str, Any]], None] | None = None
 
     def runner(self) -> Callable[..., Any]:
         """The run function (imported now)."""
@@ -111,6 +115,41 @@ def _check_contrastive(p: dict[str, Any]) -> None:
     _in_range(p, "eval_train_ratio", 0.0, 1.0, open_hi=True)
     if p["eval_train_ratio"] <= 0:
         raise ValueError(f"eval_train_ratio must be > 0, got {p['eval_train_ratio']!r}")
+
+
+def _check_domain_adversarial(p: dict[str, Any]) -> None:
+    from gnnleaky.tasks.domain_adversarial import TARGET_RULES
+
+    if p["target_homophily"] != -1.0:
+        _in_range(p, "target_homophily", 0.0, 1.0, open_hi=False)
+    _positive(p, "share_every")
+    if p["max_coefficient"] < 0:
+        raise ValueError(f"max_coefficient must be >= 0, got {p['max_coefficient']!r}")
+    target = p["target"]
+    if target and target not in TARGET_RULES:
+        from gnnleaky.datasets import info
+
+        info(target)  # an unknown name raises, naming the known ones
+
+
+def _pairs_domain_adversarial(names: list[str], p: dict[str, Any]) -> None:
+    from gnnleaky.tasks.domain_adversarial import target_name
+
+    for name in names:
+        target_name(name, p["target"])  # raises for a pair that does not match
+
+
+def _check_continual(p: dict[str, Any]) -> None:
+    from gnnleaky.tasks.continual import METHODS, SETTINGS
+
+    if p["setting"] not in SETTINGS:
+        raise ValueError(f"setting must be one of {list(SETTINGS)}, got {p['setting']!r}")
+    if p["method"] not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {p['method']!r}")
+    _positive(p, "classes_per_task")
+    for name in ("ewc_strength", "tol"):
+        if p[name] < 0:
+            raise ValueError(f"{name} must be >= 0, got {p[name]!r}")
 
 
 #: The tasks a sweep can run: ``task:`` value -> :class:`TaskRunner`.
@@ -156,6 +195,48 @@ TASKS: dict[str, TaskRunner] = {
             "negative_preact_first": "share of layer-1 pre-activations below zero",
         },
         description="GRACE-style contrastive learning, linear evaluation",
+    ),
+    "domain_adversarial": TaskRunner(
+        name="domain_adversarial",
+        run="gnnleaky.bench.runners.domain_adversarial:run",
+        metric="accuracy",
+        params={
+            "target": "next",
+            "shift": 0.0,
+            "target_homophily": -1.0,
+            "max_coefficient": 1.0,
+            "share_every": 10,
+        },
+        check=_check_domain_adversarial,
+        check_datasets=_pairs_domain_adversarial,
+        figures={
+            "target_dann": "target accuracy, DANN",
+            "target_source_only": "target accuracy, source-only",
+            "gain": "target accuracy gain of DANN over source-only",
+            "domain_acc": "discriminator accuracy (balanced), DANN",
+            "share_first": "share of the reversed gradient past the first activation, DANN",
+        },
+        description="DANN: source graph labelled, target graph not, gradient reversal",
+    ),
+    "continual": TaskRunner(
+        name="continual",
+        run="gnnleaky.bench.runners.continual:run",
+        metric="accuracy",
+        params={
+            "setting": "task_il",
+            "method": "finetune",
+            "classes_per_task": 2,
+            "ewc_strength": 10_000.0,
+            "tol": 0.01,
+        },
+        check=_check_continual,
+        figures={
+            "ap": "average performance AP (CGLB)",
+            "af": "average forgetting AF (CGLB, negative = forgotten)",
+            "drift_norm": "weight drift ||delta theta|| per later task",
+            "moved": "share of weights moved > tol per later task",
+        },
+        description="class- or task-incremental sequence of two-class tasks (CGLB metrics)",
     ),
 }
 

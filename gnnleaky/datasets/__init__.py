@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch_geometric.data import Data
 
-from gnnleaky.datasets.csbm import SYNTHETIC, make_csbm, require_int
+from gnnleaky.datasets.csbm import SYNTHETIC, class_means, make_csbm, require_int
 from gnnleaky.datasets.errors import DatasetCorruptError, DatasetNotFoundError, brief
 from gnnleaky.datasets.family import Family
 from gnnleaky.datasets.heterophily import ACTOR, HETEROPHILOUS, WEBKB, WIKIPEDIA
@@ -77,6 +77,7 @@ __all__ = [
     "DatasetCorruptError",
     "DatasetNotFoundError",
     "DatasetSpec",
+    "class_means",
     "data_root",
     "info",
     "list_datasets",

@@ -14,7 +14,7 @@ from torch_geometric.data import Data
 from gnnleaky.datasets.family import Family
 from gnnleaky.datasets.registry import DatasetSpec
 
-__all__ = ["SYNTHETIC", "make_csbm", "require_int"]
+__all__ = ["SYNTHETIC", "class_means", "make_csbm", "require_int"]
 
 
 def _pairs_in_class(sizes: np.ndarray) -> int:
@@ -85,6 +85,7 @@ def make_csbm(
     num_splits: int = 10,
     train_ratio: float = 0.6,
     val_ratio: float = 0.2,
+    means_seed: int | None = None,
 ) -> Data:
     r"""Generates a contextual stochastic block model (cSBM) graph with split masks.
 
@@ -138,6 +139,11 @@ def make_csbm(
         train_ratio (float, optional): Training fraction per class. (default: :obj:`0.6`)
         val_ratio (float, optional): Validation fraction per class; the test
             fraction is the rest, which must be positive. (default: :obj:`0.2`)
+        means_seed (int, optional): Seed of the class-mean directions alone
+            (:func:`class_means`): graphs generated with the same ``means_seed``,
+            ``num_features``, ``num_classes`` and ``snr`` share their class means exactly
+            (e.g. a source and a target domain that differ in homophily). :obj:`None`
+            draws them from :obj:`seed`'s stream. (default: :obj:`None`)
 
     Shapes:
         - **output:** ``x`` :math:`(N, F)` float32, ``edge_index`` :math:`(2, 2M)`,
@@ -163,6 +169,8 @@ def make_csbm(
     )
     require_int("num_splits", num_splits, 1)
     require_int("seed", seed, 0)
+    if means_seed is not None:
+        require_int("means_seed", means_seed, 0)
     if num_nodes < num_classes:
         raise ValueError(f"num_nodes={num_nodes} must be >= num_classes={num_classes}")
     for arg, value, lo, hi in (
@@ -216,8 +224,11 @@ def make_csbm(
     del both
     edge_index = torch.from_numpy(pairs)
 
-    directions, _ = np.linalg.qr(rng.standard_normal((num_features, c)))  # (F, C), orthonormal
-    means = (snr / math.sqrt(2.0)) * directions.T
+    if means_seed is None:
+        directions, _ = np.linalg.qr(rng.standard_normal((num_features, c)))  # (F, C)
+        means = (snr / math.sqrt(2.0)) * directions.T
+    else:
+        means = class_means(num_features, c, snr, means_seed)
     x = rng.standard_normal((n, num_features), dtype=np.float32)
     x += means.astype(np.float32)[y]
 
@@ -249,6 +260,25 @@ def make_csbm(
     return data
 
 
+def class_means(num_features: int, num_classes: int, snr: float, seed: int) -> np.ndarray:
+    r"""The class means :math:`\boldsymbol{\mu}_c = \frac{\mathrm{snr}}{\sqrt{2}}
+    \mathbf{u}_c` of :func:`make_csbm` drawn under their own ``seed`` (its
+    ``means_seed``): a ``[num_classes, num_features]`` array with orthogonal rows at
+    pairwise distance ``snr``.
+
+    Example:
+        >>> m = class_means(8, 2, 2.0, seed=0)
+        >>> m.shape, round(float(np.linalg.norm(m[0] - m[1])), 6)
+        ((2, 8), 2.0)
+    """
+    require_int("num_classes", num_classes, 2)
+    require_int("num_features", num_features, num_classes)
+    require_int("seed", seed, 0)
+    rng = np.random.default_rng(seed)
+    directions, _ = np.linalg.qr(rng.standard_normal((num_features, num_classes)))
+    return (snr / math.sqrt(2.0)) * directions.T
+
+
 def require_int(arg: str, value: Any, minimum: int, note: str = "") -> None:
     r"""Raises :class:`ValueError` naming :obj:`arg` unless :obj:`value` is an integer (not a
     bool) of at least :obj:`minimum`."""
@@ -277,5 +307,6 @@ SYNTHETIC = Family(
         "num_splits",
         "train_ratio",
         "val_ratio",
+        "means_seed",
     ),
 )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -155,3 +157,27 @@ def test_csbm_million_nodes_is_fast():
     assert data.edge_index.size(1) == 15 * 10**6
     assert homophily(data.edge_index, data.y) == pytest.approx(0.7, abs=1e-6)
     assert elapsed < 60, f"10^6-node cSBM took {elapsed:.1f} s"
+
+
+def test_csbm_default_class_means_unchanged():
+    # the class means come from the graph's own stream unless means_seed is given
+    data = gd.make_csbm(num_nodes=300, avg_degree=6, seed=4)
+    digest = hashlib.sha256(data.x.numpy().tobytes()).hexdigest()[:16]
+    assert digest == "3e7010a446e4ea9b"
+
+
+def test_csbm_means_seed_shares_class_means_across_graphs():
+    means = gd.class_means(16, 2, 3.0, seed=7)
+    assert np.isclose(np.linalg.norm(means[0] - means[1]), 3.0)
+    assert abs(float(means[0] @ means[1])) < 1e-12
+    for h, seed in ((0.9, 0), (0.1, 1)):
+        data = gd.make_csbm(num_nodes=4000, homophily=h, snr=3.0, seed=seed, means_seed=7)
+        x, y = data.x.double().numpy(), data.y.numpy()
+        for c in range(2):
+            # the empirical class mean sits within a few standard errors of the shared mean
+            assert np.abs(x[y == c].mean(0) - means[c]).max() < 5 / np.sqrt(2000)
+    a = gd.load("csbm", num_nodes=100, seed=0, means_seed=7)
+    b = gd.make_csbm(num_nodes=100, seed=0, means_seed=7)
+    assert torch.equal(a.x, b.x)
+    with pytest.raises(ValueError, match="means_seed"):
+        gd.make_csbm(num_nodes=100, means_seed=-1)
