@@ -179,6 +179,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     )
     for key, reason in summary.failures[:10]:
         print(f"  failed {key}: {reason}")
+    print(summary.time_report())
     return 0
 
 

@@ -29,6 +29,9 @@ cached on disk beside this module).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numba
 import numpy as np
 from numba import types
@@ -37,7 +40,7 @@ from numba.extending import intrinsic
 
 from gnnleaky.engine.dropout import keep_row, next_row, row_start
 
-__all__ = ["NO_MASK", "activation_backward", "propagate", "spmm"]
+__all__ = ["NO_MASK", "activation_backward", "compile_timer", "propagate", "spmm"]
 
 _JIT = {"nogil": True, "fastmath": True, "cache": True, "boundscheck": False}
 _NO_BYTES = np.zeros(8, dtype=np.uint8)  # the random bytes of a pass without dropout
@@ -234,3 +237,25 @@ def spmm(graph, g, out):
     zero = np.zeros(g.shape[1], dtype=g.dtype)
     no_mask = (_NO_BYTES, 0, 0, np.float32(1.0), 0, 0)
     _propagate_rows(0, (graph, g, zero, zero, no_mask, False, True, out, out))
+
+
+@contextlib.contextmanager
+def compile_timer() -> Iterator[dict[str, float]]:
+    """Measure the seconds numba spends compiling these kernels (disk-cache loads are
+    not compilation) inside the ``with`` block: the yielded dict's ``"seconds"``.
+
+    Example:
+        >>> with compile_timer() as compiled:
+        ...     pass
+        >>> compiled["seconds"]
+        0.0
+    """
+    from numba.core import event
+
+    out = {"seconds": 0.0}
+    listener = event.TimingListener()
+    with event.install_listener("numba:compile", listener):
+        try:
+            yield out
+        finally:
+            out["seconds"] = listener.duration if listener.done else 0.0
