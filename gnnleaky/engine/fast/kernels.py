@@ -62,24 +62,6 @@ def _stack_f32(typingctx, size):
     return types.CPointer(types.float32)(size), codegen
 
 
-@numba.njit(**_JIT, inline="always")
-def _by_lane_width(rows, bits, args):
-    """``rows(bits, args)`` with ``bits`` a literal: one compiled copy of ``rows`` per
-    dropout lane width (0, 1, 2, 4, 8, 16), in which LLVM vectorizes the mask decoding."""
-    if bits == 1:
-        rows(1, args)
-    elif bits == 2:
-        rows(2, args)
-    elif bits == 4:
-        rows(4, args)
-    elif bits == 8:
-        rows(8, args)
-    elif bits == 16:
-        rows(16, args)
-    else:
-        rows(0, args)
-
-
 @numba.njit(**_JIT)
 def _propagate_blocks(bits, w, args):
     """:func:`_propagate_rows` for a width that ``w`` divides, ``w`` columns at a time.
@@ -174,7 +156,6 @@ def _propagate_rows(bits, args):
         ent, s, byte = next_row(bits, raw.size, stride, ent, s, byte)
 
 
-@numba.njit(**_JIT)
 def propagate(graph, p, bias, slope, mask, act, store_z, z, h):
     """``z = A p + bias`` and ``h = phi(z) * keep * scale`` for ``graph = A`` (CSR).
 
@@ -182,9 +163,52 @@ def propagate(graph, p, bias, slope, mask, act, store_z, z, h):
     activation writes ``z`` alone; pass ``h = z`` then). Where 64 divides the width each
     row is summed in vector registers (:func:`_propagate_blocks`), else in a private
     buffer: written in place, LLVM's runtime alias checks fail and the loops run scalar.
-    Each lane width of ``mask`` (0, 1, 2, 4, 8, 16 bits) has its own copy of the loop
-    nest, with the width a constant in it, so that LLVM vectorizes the mask decoding."""
-    _by_lane_width(_propagate_rows, mask[1], (graph, p, bias, slope, mask, act, store_z, z, h))
+    Each lane width of ``mask`` (0, 1, 2, 4, 8, 16 bits) has its own compiled kernel,
+    with the width a constant in it, so that LLVM vectorizes the mask decoding; each is
+    compiled on its first use, so a sweep compiles only the widths its dropout uses."""
+    _PROPAGATE[mask[1]](graph, p, bias, slope, mask, act, store_z, z, h)
+
+
+# One entry point per lane width (a literal in each), compiled lazily: compiling all six
+# copies of the loop nest in one function costs several times what a sweep needs.
+@numba.njit(**_JIT)
+def _propagate_0(graph, p, bias, slope, mask, act, store_z, z, h):
+    _propagate_rows(0, (graph, p, bias, slope, mask, act, store_z, z, h))
+
+
+@numba.njit(**_JIT)
+def _propagate_1(graph, p, bias, slope, mask, act, store_z, z, h):
+    _propagate_rows(1, (graph, p, bias, slope, mask, act, store_z, z, h))
+
+
+@numba.njit(**_JIT)
+def _propagate_2(graph, p, bias, slope, mask, act, store_z, z, h):
+    _propagate_rows(2, (graph, p, bias, slope, mask, act, store_z, z, h))
+
+
+@numba.njit(**_JIT)
+def _propagate_4(graph, p, bias, slope, mask, act, store_z, z, h):
+    _propagate_rows(4, (graph, p, bias, slope, mask, act, store_z, z, h))
+
+
+@numba.njit(**_JIT)
+def _propagate_8(graph, p, bias, slope, mask, act, store_z, z, h):
+    _propagate_rows(8, (graph, p, bias, slope, mask, act, store_z, z, h))
+
+
+@numba.njit(**_JIT)
+def _propagate_16(graph, p, bias, slope, mask, act, store_z, z, h):
+    _propagate_rows(16, (graph, p, bias, slope, mask, act, store_z, z, h))
+
+
+_PROPAGATE = {
+    0: _propagate_0,
+    1: _propagate_1,
+    2: _propagate_2,
+    4: _propagate_4,
+    8: _propagate_8,
+    16: _propagate_16,
+}
 
 
 @numba.njit(**_JIT, inline="always")
@@ -211,23 +235,65 @@ def _activation_backward_rows(bits, args):
                 gs[q] += g_h[i, q] * flags[q] * min(z[i, q], zero)
 
 
-@numba.njit(**_JIT)
 def activation_backward(g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
     """``g_z = g_h * keep * scale * phi'(z)``; adds its column sums to ``g_bias`` and,
     with ``want_slope``, those of ``g_h * keep * scale * min(z, 0)`` to ``g_slope``
     (``keep`` as in :func:`propagate`; without ``want_slope`` ``g_slope`` is not
-    touched). Each lane width has its own copy of the loop nest, as in
-    :func:`propagate`."""
+    touched). Each lane width has its own kernel, as in :func:`propagate`."""
+    _ACTIVATION_BACKWARD[mask[1]](g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope)
+
+
+@numba.njit(**_JIT, inline="always")
+def _activation_backward(bits, g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
     c = z.shape[1]
     gb = np.zeros(c, dtype=np.float32)  # private sums: no alias with g_z, so they vectorize
     gs = np.zeros(c, dtype=np.float32)
-    args = (g_h, z, slope, mask, g_z, gb, gs, want_slope)
-    _by_lane_width(_activation_backward_rows, mask[1], args)
+    _activation_backward_rows(bits, (g_h, z, slope, mask, g_z, gb, gs, want_slope))
     for q in range(c):
         g_bias[q] += gb[q]
     if want_slope:
         for q in range(c):
             g_slope[q] += gs[q]
+
+
+@numba.njit(**_JIT)
+def _activation_backward_0(g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
+    _activation_backward(0, g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope)
+
+
+@numba.njit(**_JIT)
+def _activation_backward_1(g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
+    _activation_backward(1, g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope)
+
+
+@numba.njit(**_JIT)
+def _activation_backward_2(g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
+    _activation_backward(2, g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope)
+
+
+@numba.njit(**_JIT)
+def _activation_backward_4(g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
+    _activation_backward(4, g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope)
+
+
+@numba.njit(**_JIT)
+def _activation_backward_8(g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
+    _activation_backward(8, g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope)
+
+
+@numba.njit(**_JIT)
+def _activation_backward_16(g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
+    _activation_backward(16, g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope)
+
+
+_ACTIVATION_BACKWARD = {
+    0: _activation_backward_0,
+    1: _activation_backward_1,
+    2: _activation_backward_2,
+    4: _activation_backward_4,
+    8: _activation_backward_8,
+    16: _activation_backward_16,
+}
 
 
 @numba.njit(**_JIT)
