@@ -48,13 +48,32 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_KIND_ORDER = {"relu": 0, "leaky_relu": 1, "prelu_layer": 2, "prelu_channel": 3}
+_KIND_ORDER = {
+    "relu": 0,
+    "leaky_relu": 1,
+    "prelu_layer": 2,
+    "prelu_channel": 3,
+    "scaled_relu": 4,
+    "scaled_leaky_relu": 5,
+    "elu": 6,
+    "gelu": 7,
+    "tanh": 8,
+    "identity": 9,
+}
 # Config keys that place a run in a table: its section, row and column.
-_CELL_KEYS = ("dataset_label", "conv", "num_layers", "act", "prelu_mode", "negative_slope")
+_CELL_KEYS = (
+    "dataset_label",
+    "conv",
+    "num_layers",
+    "act",
+    "prelu_mode",
+    "negative_slope",
+    "positive_slope",
+)
 # Config keys over which a cell aggregates.
 _REPLICATE_KEYS = ("seed", "split")
 _SECTION = ["dataset_label", "conv"]
-_CELL = ["num_layers", "activation", "negative_slope"]
+_CELL = ["num_layers", "activation", "negative_slope", "positive_slope"]
 
 #: Significance level of the report's paired tests (after the multiple-test correction).
 ALPHA: float = 0.05
@@ -83,9 +102,27 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+def _positive_slopes(runs: pd.DataFrame) -> list[float]:
+    """Each run's positive slope: a scaled ReLU's beta, 1 for every other activation."""
+    configs = runs["config"] if "config" in runs else [{}] * len(runs)
+    out = []
+    for c in configs:
+        beta = c.get("positive_slope") if isinstance(c, Mapping) else None
+        out.append(1.0 if beta is None else float(beta))
+    return out
+
+
+def _with_cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with its ``positive_slope`` column (see :func:`_positive_slopes`)."""
+    if "positive_slope" in runs:
+        return runs
+    return runs.assign(positive_slope=_positive_slopes(runs))
+
+
 def _variants(runs: pd.DataFrame) -> tuple[pd.Series, dict[tuple, list[str]]]:
     """Each run's variant label (see :func:`config_variants`) and, per table (dataset
     label, conv), the config keys that differ inside one of its cells."""
+    runs = _with_cells(runs)
     flat = [_flat(c) for c in runs["config"]] if "config" in runs else [{}] * len(runs)
     keys = sorted(set().union(set(), *flat) - set(_CELL_KEYS) - set(_REPLICATE_KEYS))
     labels = pd.Series("", index=runs.index, dtype=object)
@@ -128,27 +165,45 @@ def config_variants(runs: pd.DataFrame) -> pd.Series:
 
 
 def _with_variants(runs: pd.DataFrame) -> pd.DataFrame:
+    runs = _with_cells(runs)
     if "variant" in runs:
         return runs
     return runs.assign(variant=config_variants(runs))
 
 
-def column_label(activation: str, negative_slope: float) -> str:
-    """Label of an activation setting: ``relu``, ``leaky 0.2``, ``prelu_layer (init 0.25)``."""
-    if activation == "relu":
-        return "relu"
+def column_label(activation: str, negative_slope: float, positive_slope: float = 1.0) -> str:
+    """Label of an activation setting: ``relu``, ``leaky 0.2``, ``prelu_layer (init 0.25)``,
+    ``scaled_relu β=2``, ``scaled_leaky β=2 α=0.1``, ``elu``.
+
+    Example:
+        >>> column_label("leaky_relu", 0.2), column_label("scaled_leaky_relu", 0.1, 2.0)
+        ('leaky 0.2', 'scaled_leaky β=2 α=0.1')
+    """
     if activation == "leaky_relu":
         return f"leaky {negative_slope:g}"
-    return f"{activation} (init {negative_slope:g})"
+    if activation == "scaled_relu":
+        return f"scaled_relu β={positive_slope:g}"
+    if activation == "scaled_leaky_relu":
+        return f"scaled_leaky β={positive_slope:g} α={negative_slope:g}"
+    if activation.startswith("prelu"):
+        return f"{activation} (init {negative_slope:g})"
+    return activation
+
+
+def _setting_labels(df: pd.DataFrame) -> list[str]:
+    return [
+        column_label(a, s, p)
+        for a, s, p in zip(df.activation, df.negative_slope, df.positive_slope)
+    ]
 
 
 def _label_order(runs: pd.DataFrame) -> list[str]:
-    keys = runs[["activation", "negative_slope"]].drop_duplicates()
+    keys = _with_cells(runs)[["activation", "negative_slope", "positive_slope"]]
     keys = sorted(
-        keys.itertuples(index=False),
-        key=lambda r: (_KIND_ORDER.get(r.activation, 9), r.negative_slope),
+        keys.drop_duplicates().itertuples(index=False),
+        key=lambda r: (_KIND_ORDER.get(r.activation, 99), r.positive_slope, r.negative_slope),
     )
-    return [column_label(r.activation, r.negative_slope) for r in keys]
+    return [column_label(r.activation, r.negative_slope, r.positive_slope) for r in keys]
 
 
 def bootstrap_ci(
@@ -222,7 +277,7 @@ def summary_table(runs: pd.DataFrame, score: str = "test_score") -> pd.DataFrame
         [[0.7, 0.141, 2.0, 1.0]]
     """
     df = _with_variants(runs).copy()
-    df["setting"] = [column_label(a, s) for a, s in zip(df.activation, df.negative_slope)]
+    df["setting"] = _setting_labels(df)
     df["ok"] = df.status == "ok"
     keys = ["dataset_label", "conv", "variant", "num_layers", "setting"]
     ok = df[df.ok]
@@ -315,7 +370,7 @@ def paired_tests(
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     df = _with_variants(runs).copy()
-    df["setting"] = [column_label(a, s) for a, s in zip(df.activation, df.negative_slope)]
+    df["setting"] = _setting_labels(df)
     if "split" not in df:
         df["split"] = 0
     df = df[(df.status == "ok") & np.isfinite(df[score].astype(float))]
@@ -472,7 +527,7 @@ def _layer_curves(
         fig, ax = plt.subplots(figsize=(7, 4.5))
         slopes = sorted(sub[sub.activation == "leaky_relu"].negative_slope.unique())
         cmap = plt.get_cmap("plasma")
-        for (act, s), line in sub.groupby(["activation", "negative_slope"]):
+        for (act, s, beta), line in sub.groupby(["activation", "negative_slope", "positive_slope"]):
             if act == "leaky_relu":
                 color = cmap(0.1 + 0.8 * slopes.index(s) / max(1, len(slopes) - 1))
                 style = "-"
@@ -482,7 +537,8 @@ def _layer_curves(
                     "prelu_layer": ("tab:green", "--"),
                     "prelu_channel": ("tab:blue", ":"),
                 }.get(act, ("grey", "-."))
-            ax.plot(line.layer + 1, line["mean"], style, color=color, label=column_label(act, s))
+            label = column_label(act, s, beta)
+            ax.plot(line.layer + 1, line["mean"], style, color=color, label=label)
         if log_y:
             ax.set_yscale("log")
         ax.set_xlabel("layer")
@@ -648,7 +704,7 @@ def _markdown(
         lines += ["", "## Failed runs", ""]
         lines += [
             f"- `{r.key}` {r.dataset_label} depth {r.num_layers} "
-            f"{column_label(r.activation, r.negative_slope)} seed {r.seed}"
+            f"{column_label(r.activation, r.negative_slope, r.positive_slope)} seed {r.seed}"
             + (f" [{r.variant}]" if r.variant else "")
             + f": {r.reason}"
             for r in failed.itertuples()
@@ -740,7 +796,7 @@ def make_report(results: str | Path | Results, out: str | Path) -> list[Path]:
     if results.runs.empty:
         raise ValueError("the results store holds no runs: nothing to report")
     variants, differing = _variants(results.runs)
-    runs = results.runs.assign(variant=variants)
+    runs = _with_cells(results.runs).assign(variant=variants)
     results = Results(runs, results.layers, results.curves)
     for (label, conv), keys in differing.items():
         log.warning(

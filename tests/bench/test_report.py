@@ -142,3 +142,25 @@ def test_paired_tests_refuse_bad_arguments(kwargs, match, tmp_path):
     runs = load(_synthetic_store(tmp_path / "s.sqlite", seeds=range(2))).runs
     with pytest.raises(ValueError, match=match):
         paired_tests(runs, **kwargs)
+
+
+def test_scaled_relu_settings_are_columns_not_variants(tmp_path):
+    """Runs that differ in the positive slope beta are settings of their own (columns
+    beside ReLU, each tested against it), never a variant that would split ReLU off."""
+    path = tmp_path / "s.sqlite"
+    with ResultsStore(path) as store:
+        for seed in range(4):
+            for act, beta, score in (("relu", None, 0.6), ("scaled_relu", 1.5, 0.62),
+                                     ("scaled_relu", 2.0, 0.7)):  # fmt: skip
+                cfg = RunConfig(act=act, positive_slope=beta, seed=seed, metrics=())
+                store.add(_result(cfg, score + 0.01 * seed + 0.003 * (seed % 2) * (beta or 0)))
+    runs = load(path).runs
+    table = summary_table(runs)
+    assert set(table.variant) == {""}
+    assert set(table.setting) == {"relu", "scaled_relu β=1.5", "scaled_relu β=2"}
+    tests = paired_tests(runs).set_index("setting")
+    assert tests.loc["scaled_relu β=2", "n_pairs"] == 4
+    assert tests.loc["scaled_relu β=2", "mean_diff"] > tests.loc["scaled_relu β=1.5", "mean_diff"]
+    make_report(path, tmp_path / "report")
+    text = (tmp_path / "report" / "summary.md").read_text()
+    assert "| depth | relu | scaled_relu β=1.5 | scaled_relu β=2 |" in text
