@@ -657,7 +657,8 @@ def _markdown(
         "",
         f"Each setting is compared with ReLU at the same depth by a paired t-test over the "
         f"runs that share a seed and split with a ReLU run (alpha = {ALPHA}, two-sided, "
-        "p-values Holm-corrected over all comparisons of one table). **ns** marks a cell "
+        "p-values Holm-corrected over all comparisons of one table, or of one variant "
+        "of it). **ns** marks a cell "
         "whose difference from ReLU is not significant; *(untested)* a cell with fewer "
         "than two such pairs. Runs without a partner of the same seed and split are "
         "counted as *unpaired* and left out of the test. The effect size d_z is the mean "
