@@ -537,8 +537,8 @@ def _layer_curves(
                     "prelu_layer": ("tab:green", "--"),
                     "prelu_channel": ("tab:blue", ":"),
                 }.get(act, ("grey", "-."))
-            label = column_label(act, s, beta)
-            ax.plot(line.layer + 1, line["mean"], style, color=color, label=label)
+            setting = column_label(act, s, beta)
+            ax.plot(line.layer + 1, line["mean"], style, color=color, label=setting)
         if log_y:
             ax.set_yscale("log")
         ax.set_xlabel("layer")
