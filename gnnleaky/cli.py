@@ -79,7 +79,22 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--activations",
         type=_words,
-        help="override kinds: relu,leaky_relu,prelu_layer,prelu_channel",
+        help="override kinds: relu,leaky_relu,prelu_layer,prelu_channel,scaled_relu,"
+        "scaled_leaky_relu,elu,gelu,tanh,identity",
+    )
+    s.add_argument(
+        "--positive-slopes",
+        "--betas",
+        dest="positive_slopes",
+        type=_floats,
+        help="override the positive slopes (beta > 0) of scaled_relu/scaled_leaky_relu, e.g. 1.5,2",
+    )
+    s.add_argument(
+        "--train-per-class",
+        dest="train_per_class",
+        type=_ints,
+        help="label rates: random splits with k training nodes per class, e.g. 5,10,20,50 "
+        "(the splits list gives their seeds)",
     )
     s.add_argument("--seeds", type=_ints, help="override seeds, e.g. 0,1,2")
     s.add_argument("--epochs", type=_positive, help="override epochs")
@@ -119,9 +134,15 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--conv", default="gcn")
     e.add_argument("--depth", type=_positive, default=16)
     e.add_argument(
-        "--act", default="leaky_relu", help="relu, leaky_relu, prelu_layer or prelu_channel"
+        "--act",
+        default="leaky_relu",
+        help="an activation kind: relu, leaky_relu, prelu_layer, prelu_channel, scaled_relu, "
+        "scaled_leaky_relu, elu, gelu, tanh, identity",
     )
     e.add_argument("--alpha", type=float, default=0.2, help="negative slope (or PReLU init)")
+    e.add_argument(
+        "--beta", type=float, default=2.0, help="positive slope of scaled_relu/scaled_leaky_relu"
+    )
     e.add_argument("--hidden-channels", type=_positive, default=64, dest="hidden_channels")
     e.add_argument("--metrics", type=_words, default=["dirichlet", "rayleigh", "hf_ratio"])
     e.add_argument(
@@ -151,6 +172,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         hidden_channels=args.hidden_channels,
         lr=args.lr,
+        positive_slopes=args.positive_slopes,
+        train_per_class=args.train_per_class,
     )
     out = Path(args.out or f"results/{cfg.name}.sqlite")
     if args.dry_run:
@@ -179,6 +202,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     )
     for key, reason in summary.failures[:10]:
         print(f"  failed {key}: {reason}")
+    print(summary.time_report())
     return 0
 
 
@@ -198,25 +222,28 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from gnnleaky import datasets
-    from gnnleaky.bench.config import ACTIVATION_KINDS, RunConfig
+    from gnnleaky.bench.config import RunConfig
     from gnnleaky.bench.train import build_model, train_run
+    from gnnleaky.nn import ACTIVATION_KINDS, activation_kind
     from gnnleaky.spectral import layer_records
 
-    kind = args.act
-    if kind not in ACTIVATION_KINDS:
-        raise ValueError(f"--act must be one of {list(ACTIVATION_KINDS)}, got {kind!r}")
+    try:
+        kind = ACTIVATION_KINDS[activation_kind(args.act)]
+    except ValueError as err:
+        raise ValueError(f"--act: {err}") from None
     if args.csv:  # before any work: the table is printed before the CSV is written
         _check_output_file("--csv", Path(args.csv))
-    act, mode = ACTIVATION_KINDS[kind]
     data = datasets.load(args.dataset, root=args.data_root)
+    sloped = {"negative_slope", "init"} & set(kind.slopes)
     cfg = RunConfig(
         dataset=args.dataset,
         conv=args.conv,
         num_layers=args.depth,
         hidden_channels=args.hidden_channels,
-        act=act,
-        negative_slope=args.alpha if act != "relu" else 0.0,
-        prelu_mode=mode,
+        act=kind.act,
+        negative_slope=args.alpha if sloped else 0.0,
+        prelu_mode=dict(kind.kwargs).get("mode"),
+        positive_slope=args.beta if "positive_slope" in kind.slopes else None,
         epochs=max(args.epochs, 1),
         seed=args.seed,
         metrics=tuple(args.metrics),

@@ -27,7 +27,7 @@ import yaml
 from gnnleaky import datasets as gd
 from gnnleaky.bench import store as store_module
 from gnnleaky.bench.config import ConfigError, RunConfig, SweepConfig
-from gnnleaky.bench.report import config_variants, make_report
+from gnnleaky.bench.report import bootstrap_ci, config_variants, make_report
 from gnnleaky.bench.store import ResultsStore, StoreError, load
 from gnnleaky.bench.sweep import check_data, plan, run_sweep
 from gnnleaky.cli import main
@@ -164,7 +164,9 @@ def test_report_keeps_unlabelled_csbm_graphs_apart(tmp_path, capsys):
         scores = runs.test_score[variants == f"dataset_params.homophily={h}"]
         assert len(scores) == 2  # its two seeds, and nothing of the other graph
         m, s = 100 * scores.mean(), 100 * scores.std()
-        assert f"| 2 | dataset_params.homophily={h} | {m:.1f} ± {s:.1f} (n=2) |" in md
+        lo, hi = (100 * v for v in bootstrap_ci(scores.to_numpy()))
+        cell = f"{m:.1f} ± {s:.1f} [{lo:.1f}, {hi:.1f}] (n=2)"
+        assert f"| 2 | dataset_params.homophily={h} | {cell} |" in md
 
 
 def test_report_cell_logic_is_shared_by_table_and_plots():

@@ -162,7 +162,7 @@ def test_model_directed_graph_passes_messages_source_to_target():
         ("seeds: [-1]\n", "seeds must be integers >= 0"),
         ("dropout: 1.0\n", "dropout must be finite numbers"),
         ("prelu_bounds: [0, 1, 2]\n", r"prelu_bounds must be \[lo, hi\]"),
-        ("activations: [swish]\n", "unknown kind 'swish'"),
+        ("activations: [swish]\n", "unknown activation kind 'swish'"),
         ("datasets: [{name: csbm, nodes: 5}]\n", r"unknown keys \['nodes'\]"),
         ("datasets: [{name: csbm, params: {num_nodez: 5}}]\n", r"unknown params \['num_nodez'\]"),
         (

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from gnnleaky.nn.activation import ACTIVATION_KINDS, activation_kind
 from gnnleaky.nn.models import MODELS
 
 __all__ = [
@@ -32,20 +33,6 @@ __all__ = [
     "load_config",
     "presets",
 ]
-
-#: Activation kinds of a sweep: name -> (activation name, PReLU mode).
-ACTIVATION_KINDS: dict[str, tuple[str, str | None]] = {
-    "relu": ("relu", None),
-    "leaky_relu": ("leaky_relu", None),
-    "prelu_layer": ("prelu", "layer"),
-    "prelu_channel": ("prelu", "channel"),
-}
-_KIND_ALIASES = {
-    "leaky": "leaky_relu",
-    "prelu": "prelu_layer",
-    "prelu-layer": "prelu_layer",
-    "prelu-channel": "prelu_channel",
-}
 
 
 class ConfigError(ValueError):
@@ -69,16 +56,24 @@ def _freeze(params: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
 #: Fields added to :class:`RunConfig` after results were first stored: left out of
 #: :attr:`RunConfig.key` while at their default, so that every stored run keeps its key.
 #: A new field goes here (with a default that reproduces the earlier behaviour).
-KEY_OPTIONAL_FIELDS: frozenset[str] = frozenset({"task", "task_params"})
+KEY_OPTIONAL_FIELDS: frozenset[str] = frozenset(
+    {"task", "task_params", "positive_slope", "train_per_class"}
+)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines one training run (one model, one seed).
 
-    Args mirror :class:`SweepConfig`; ``act`` is ``"relu"``, ``"leaky_relu"`` or
-    ``"prelu"``; ``negative_slope`` is the fixed slope of a Leaky ReLU or the initial
-    slope of a PReLU (0 for ReLU); ``prelu_mode`` is ``"layer"`` or ``"channel"``.
+    Args mirror :class:`SweepConfig`; ``act`` is an :class:`~gnnleaky.nn.ActivationSpec`
+    name (``"relu"``, ``"leaky_relu"``, ``"prelu"``, ``"scaled_relu"``,
+    ``"scaled_leaky_relu"``, ``"elu"``, ...); ``negative_slope`` is the fixed slope of a
+    (scaled) Leaky ReLU or the initial slope of a PReLU (0 for the others);
+    ``prelu_mode`` is ``"layer"`` or ``"channel"``; ``positive_slope`` is the
+    :math:`\beta` of a scaled ReLU (``None`` for the others); ``train_per_class`` trains
+    on a random split with that many training nodes per class, drawn with seed ``split``
+    (:func:`gnnleaky.datasets.per_class_split`; ``None``: the dataset's own split
+    ``split``).
 
     Example:
         >>> r = RunConfig(dataset="csbm", num_layers=4, act="leaky_relu", negative_slope=0.2)
@@ -106,6 +101,8 @@ class RunConfig:
     metrics: tuple[str, ...] = ("dirichlet", "rayleigh", "hf_ratio")
     task: str = "node_classification"
     task_params: tuple[tuple[str, Any], ...] = ()
+    positive_slope: float | None = None
+    train_per_class: int | None = None
 
     def __post_init__(self) -> None:
         # Lists from YAML/JSON become tuples so that configs stay hashable.
@@ -161,6 +158,7 @@ class RunConfig:
             self.metrics,
             self.task,
             self.task_params,
+            self.train_per_class,
         )
 
     @property
@@ -177,6 +175,12 @@ class RunConfig:
             act_kwargs = {"mode": self.prelu_mode or "layer", "init": self.negative_slope}
             if self.prelu_bounds is not None:
                 act_kwargs["bounds"] = self.prelu_bounds
+        elif self.act in ("scaled_relu", "scaled_leaky_relu"):
+            if self.positive_slope is None:
+                raise ValueError(f"act={self.act!r} needs a positive_slope, got None")
+            act_kwargs = {"positive_slope": self.positive_slope}
+            if self.act == "scaled_leaky_relu":
+                act_kwargs["negative_slope"] = self.negative_slope
         return {
             "in_channels": in_channels,
             "hidden_channels": self.hidden_channels,
@@ -278,12 +282,18 @@ class SweepConfig:
             parameters).
         convs (list[str]): Layers: ``gcn``, ``sage``, ``gat``, ``gin``, ``gcnii``.
         depths (list[int]): Numbers of layers.
-        activations (list[str]): ``relu``, ``leaky_relu``, ``prelu_layer``,
-            ``prelu_channel``.
-        alphas (list[float]): Leaky ReLU slopes (CLI alias of ``negative_slope``).
+        activations (list[str]): Kinds of :data:`gnnleaky.nn.ACTIVATION_KINDS`:
+            ``relu``, ``leaky_relu``, ``prelu_layer``, ``prelu_channel``, ``scaled_relu``,
+            ``scaled_leaky_relu``, ``elu``, ``gelu``, ``tanh``, ``identity`` (aliases
+            ``leaky``, ``prelu``, ``scaled``).
+        alphas (list[float]): (Scaled) Leaky ReLU slopes (CLI alias of ``negative_slope``).
         prelu_inits (list[float]): Initial PReLU slopes.
         prelu_bounds (list[float], optional): ``[lo, hi]`` for PReLU slopes.
-        splits (list[int]): Split indices for datasets with several splits.
+        positive_slopes (list[float]): :math:`\beta > 0` of the scaled ReLUs.
+        splits (list[int]): Split indices for datasets with several splits; with
+            ``train_per_class`` the seeds of the random splits.
+        train_per_class (list[int or None]): Label rates: training nodes per class of a
+            random split (``None``: the dataset's own split).
         seeds (list[int]): Seeds; each run is trained once per seed.
         hidden_channels, epochs, lr, weight_decay, dropout, patience: Training settings.
         metrics (list[str]): Per-layer probe metrics stored at init and best epoch
@@ -309,6 +319,8 @@ class SweepConfig:
     prelu_bounds: tuple[float, float] | None = None
     splits: tuple[int, ...] = (0,)
     seeds: tuple[int, ...] = (0,)
+    positive_slopes: tuple[float, ...] = (2.0,)
+    train_per_class: tuple[int | None, ...] = (None,)
     hidden_channels: int = 64
     epochs: int = 200
     lr: float = 0.01
@@ -331,6 +343,8 @@ class SweepConfig:
             "splits",
             "seeds",
             "metrics",
+            "positive_slopes",
+            "train_per_class",
         ):
             value = getattr(self, f)
             if f != "datasets" and (
@@ -339,7 +353,11 @@ class SweepConfig:
                     and any(isinstance(v, Mapping) for v in value))
             ):  # fmt: skip
                 raise ConfigError(f"{f} must be a list of values, got a mapping: {value!r}")
-            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+            if (
+                isinstance(value, (str, bytes, Mapping))
+                or value is None
+                or not isinstance(value, Iterable)
+            ):
                 value = (value,)
             object.__setattr__(
                 self, f, tuple(_freeze(v) if isinstance(v, Mapping) else v for v in value)
@@ -371,7 +389,8 @@ class SweepConfig:
                 ):
                     raise ConfigError(f"{name} must be finite numbers in [{lo}, {hi}], got {v!r}")
 
-        for grid in ("datasets", "convs", "depths", "activations", "seeds", "splits"):
+        grids = ("datasets", "convs", "depths", "activations", "seeds", "splits", "train_per_class")
+        for grid in grids:
             if not getattr(self, grid):
                 raise ConfigError(f"{grid} is empty: the grid would have no runs")
         ints("splits", self.splits, 0)
@@ -403,25 +422,33 @@ class SweepConfig:
                         f"datasets[{name}].params.{k} must be "
                         f"{kind.get(want, want.__name__)}, got {v!r}"
                     )
-            check_splits(name, params, label, self.splits)
+            if None in self.train_per_class:  # random splits take any index
+                check_splits(name, params, label, self.splits)
         for c in self.convs:
             if c not in MODELS:  # the layers' own registry
                 raise ConfigError(f"convs: unknown conv {c!r}; allowed: {sorted(MODELS)}")
         ints("depths", self.depths, 1)
         ints("seeds", self.seeds, 0)
+        kinds = {}
         for a in self.activations:
-            if _KIND_ALIASES.get(a, a) not in ACTIVATION_KINDS:
-                raise ConfigError(
-                    f"activations: unknown kind {a!r}; allowed: {list(ACTIVATION_KINDS)}"
-                )
-        if any(_KIND_ALIASES.get(a, a) == "leaky_relu" for a in self.activations):
-            if not self.alphas:
-                raise ConfigError("alphas is empty but leaky_relu is in activations")
-            floats("alphas", self.alphas)
-        prelu = [a for a in self.activations if _KIND_ALIASES.get(a, a).startswith("prelu")]
-        if prelu and not self.prelu_inits:
-            raise ConfigError(f"prelu_inits is empty but {prelu[0]} is in activations")
+            try:
+                kinds[a] = ACTIVATION_KINDS[activation_kind(a)]
+            except ValueError as err:
+                raise ConfigError(f"activations: {err}") from None
+        for axis, grid in (
+            ("negative_slope", "alphas"),
+            ("init", "prelu_inits"),
+            ("positive_slope", "positive_slopes"),
+        ):
+            user = [a for a, kind in kinds.items() if axis in kind.slopes]
+            if user and not getattr(self, grid):
+                raise ConfigError(f"{grid} is empty but {user[0]} is in activations")
+        floats("alphas", self.alphas)
         floats("prelu_inits", self.prelu_inits)
+        floats("positive_slopes", self.positive_slopes)
+        if any(b <= 0 for b in self.positive_slopes):
+            raise ConfigError(f"positive_slopes must be > 0, got {list(self.positive_slopes)}")
+        ints("train_per_class", [k for k in self.train_per_class if k is not None], 1)
         if self.prelu_bounds is not None:
             b = tuple(self.prelu_bounds)
             if len(b) != 2:
@@ -466,23 +493,37 @@ class SweepConfig:
         object.__setattr__(self, "task_params", _freeze(normal))
 
     # -- expansion --------------------------------------------------------------------
-    def _activation_grid(self) -> list[tuple[str, float, str | None]]:
-        grid: list[tuple[str, float, str | None]] = []
-        for a in dict.fromkeys(_KIND_ALIASES.get(a, a) for a in self.activations):
-            act, mode = ACTIVATION_KINDS[a]
-            if act == "relu":
-                grid.append((act, 0.0, None))
-            elif act == "leaky_relu":
-                grid.extend((act, float(s), None) for s in dict.fromkeys(self.alphas))
+    def _activation_grid(self) -> list[tuple[str, float, str | None, float | None]]:
+        """(act, negative slope, PReLU mode, positive slope) of every activation setting."""
+        grid: list[tuple[str, float, str | None, float | None]] = []
+        for name in dict.fromkeys(activation_kind(a) for a in self.activations):
+            kind = ACTIVATION_KINDS[name]
+            if "negative_slope" in kind.slopes:
+                negative = self.alphas
+            elif "init" in kind.slopes:
+                negative = self.prelu_inits
             else:
-                grid.extend((act, float(s), mode) for s in dict.fromkeys(self.prelu_inits))
+                negative = (0.0,)
+            positive = self.positive_slopes if "positive_slope" in kind.slopes else (None,)
+            mode = dict(kind.kwargs).get("mode")
+            for p in dict.fromkeys(positive):
+                grid.extend(
+                    (kind.act, float(s), mode, None if p is None else float(p))
+                    for s in dict.fromkeys(negative)
+                )
         return grid
 
     def expand(self) -> list[RunConfig]:
         """All runs of the grid, in a deterministic order (duplicates removed)."""
         runs: dict[str, RunConfig] = {}
-        for entry, conv, depth, (act, slope, mode), split, seed in itertools.product(
+        for entry, per_class, conv, depth, (
+            act,
+            slope,
+            mode,
+            beta,
+        ), split, seed in itertools.product(
             self.datasets,
+            dict.fromkeys(self.train_per_class),
             self.convs,
             self.depths,
             self._activation_grid(),
@@ -513,6 +554,8 @@ class SweepConfig:
                 metrics=self.metrics,
                 task=self.task,
                 task_params=self.task_params,
+                positive_slope=beta,
+                train_per_class=per_class,
             )
             runs.setdefault(run.key, run)
         return list(runs.values())

@@ -8,6 +8,15 @@ with mean ± std tables. Runs of a task other than node classification (see
 each claim their task names (a stored scalar, e.g. a gradient share) a table and a figure:
 the scalar's mean ± std over seeds versus depth, one line per activation setting.
 
+Statistics (:func:`summary_table`, :func:`paired_tests`): each cell gets its mean, std
+and a 95% percentile bootstrap confidence interval of the mean over its runs
+(:func:`bootstrap_ci`, seeded, so a report is reproducible); each activation setting is
+compared with ReLU at the same depth (same dataset label, conv and variant) by a paired
+test over the runs the two share a seed and split with (paired t-test by default,
+Wilcoxon signed-rank on request), with the mean paired difference, Cohen's
+:math:`d_z` and the p-value, Holm-corrected within each table; runs without a partner
+are counted and left out of the test, never paired with another seed.
+
 A table cell (and a plotted line) aggregates only runs that differ in seed and split. When
 the store holds runs of one cell whose configs differ in anything else (a second sweep
 with other epochs into the same store, two cSBM graphs under one label), the differing
@@ -18,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,23 +39,54 @@ import pandas as pd
 from gnnleaky.bench.store import Results, load
 
 __all__ = [
+    "ALPHA",
+    "bootstrap_ci",
     "column_label",
     "config_variants",
     "layer_table",
     "make_report",
+    "paired_tests",
     "scalar_table",
     "summary_table",
 ]
 
 log = logging.getLogger(__name__)
 
-_KIND_ORDER = {"relu": 0, "leaky_relu": 1, "prelu_layer": 2, "prelu_channel": 3}
+_KIND_ORDER = {
+    "relu": 0,
+    "leaky_relu": 1,
+    "prelu_layer": 2,
+    "prelu_channel": 3,
+    "scaled_relu": 4,
+    "scaled_leaky_relu": 5,
+    "elu": 6,
+    "gelu": 7,
+    "tanh": 8,
+    "identity": 9,
+}
 # Config keys that place a run in a table: its section, row and column.
-_CELL_KEYS = ("dataset_label", "conv", "num_layers", "act", "prelu_mode", "negative_slope")
+_CELL_KEYS = (
+    "dataset_label",
+    "conv",
+    "num_layers",
+    "act",
+    "prelu_mode",
+    "negative_slope",
+    "positive_slope",
+)
 # Config keys over which a cell aggregates.
 _REPLICATE_KEYS = ("seed", "split")
 _SECTION = ["dataset_label", "conv"]
-_CELL = ["num_layers", "activation", "negative_slope"]
+_CELL = ["num_layers", "activation", "negative_slope", "positive_slope"]
+
+#: Significance level of the report's paired tests (after the multiple-test correction).
+ALPHA: float = 0.05
+#: Resamples of the bootstrap confidence intervals.
+BOOTSTRAP_RESAMPLES: int = 9999
+#: Seed of the bootstrap resampling (the same report from the same store, always).
+BOOTSTRAP_SEED: int = 0
+_TESTS = ("ttest", "wilcoxon")
+_CORRECTIONS = ("holm", "none")
 
 
 def _flat(config: Any) -> dict[str, Any]:
@@ -65,9 +106,27 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+def _positive_slopes(runs: pd.DataFrame) -> list[float]:
+    """Each run's positive slope: a scaled ReLU's beta, 1 for every other activation."""
+    configs = runs["config"] if "config" in runs else [{}] * len(runs)
+    out = []
+    for c in configs:
+        beta = c.get("positive_slope") if isinstance(c, Mapping) else None
+        out.append(1.0 if beta is None else float(beta))
+    return out
+
+
+def _with_cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with its ``positive_slope`` column (see :func:`_positive_slopes`)."""
+    if "positive_slope" in runs:
+        return runs
+    return runs.assign(positive_slope=_positive_slopes(runs))
+
+
 def _variants(runs: pd.DataFrame) -> tuple[pd.Series, dict[tuple, list[str]]]:
     """Each run's variant label (see :func:`config_variants`) and, per table (dataset
     label, conv), the config keys that differ inside one of its cells."""
+    runs = _with_cells(runs)
     flat = [_flat(c) for c in runs["config"]] if "config" in runs else [{}] * len(runs)
     keys = sorted(set().union(set(), *flat) - set(_CELL_KEYS) - set(_REPLICATE_KEYS))
     labels = pd.Series("", index=runs.index, dtype=object)
@@ -110,35 +169,108 @@ def config_variants(runs: pd.DataFrame) -> pd.Series:
 
 
 def _with_variants(runs: pd.DataFrame) -> pd.DataFrame:
+    runs = _with_cells(runs)
     if "variant" in runs:
         return runs
     return runs.assign(variant=config_variants(runs))
 
 
-def column_label(activation: str, negative_slope: float) -> str:
-    """Label of an activation setting: ``relu``, ``leaky 0.2``, ``prelu_layer (init 0.25)``."""
-    if activation == "relu":
-        return "relu"
+def column_label(activation: str, negative_slope: float, positive_slope: float = 1.0) -> str:
+    """Label of an activation setting: ``relu``, ``leaky 0.2``, ``prelu_layer (init 0.25)``,
+    ``scaled_relu β=2``, ``scaled_leaky β=2 α=0.1``, ``elu``.
+
+    Example:
+        >>> column_label("leaky_relu", 0.2), column_label("scaled_leaky_relu", 0.1, 2.0)
+        ('leaky 0.2', 'scaled_leaky β=2 α=0.1')
+    """
     if activation == "leaky_relu":
         return f"leaky {negative_slope:g}"
-    return f"{activation} (init {negative_slope:g})"
+    if activation == "scaled_relu":
+        return f"scaled_relu β={positive_slope:g}"
+    if activation == "scaled_leaky_relu":
+        return f"scaled_leaky β={positive_slope:g} α={negative_slope:g}"
+    if activation.startswith("prelu"):
+        return f"{activation} (init {negative_slope:g})"
+    return activation
+
+
+def _setting_labels(df: pd.DataFrame) -> list[str]:
+    return [
+        column_label(a, s, p)
+        for a, s, p in zip(df.activation, df.negative_slope, df.positive_slope)
+    ]
 
 
 def _label_order(runs: pd.DataFrame) -> list[str]:
-    keys = runs[["activation", "negative_slope"]].drop_duplicates()
+    keys = _with_cells(runs)[["activation", "negative_slope", "positive_slope"]]
     keys = sorted(
-        keys.itertuples(index=False),
-        key=lambda r: (_KIND_ORDER.get(r.activation, 9), r.negative_slope),
+        keys.drop_duplicates().itertuples(index=False),
+        key=lambda r: (_KIND_ORDER.get(r.activation, 99), r.positive_slope, r.negative_slope),
     )
-    return [column_label(r.activation, r.negative_slope) for r in keys]
+    return [column_label(r.activation, r.negative_slope, r.positive_slope) for r in keys]
+
+
+def bootstrap_ci(
+    values: Any,
+    confidence: float = 0.95,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    r"""Percentile bootstrap confidence interval of the mean of ``values``.
+
+    ``n_resamples`` samples of the same size are drawn with replacement (a generator
+    seeded with ``seed``: the same values give the same interval) and the interval is
+    the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of their means
+    (:func:`scipy.stats.bootstrap`, ``method="percentile"``). Non-finite values are
+    dropped; fewer than two values give ``(nan, nan)`` (no spread to resample), values
+    that are all equal give ``(v, v)``. With few runs (3 to 5 seeds) a bootstrap
+    interval is narrower than the true one: read it as a spread, not as a guarantee.
+
+    Example:
+        >>> scores = [0.70, 0.72, 0.75, 0.71, 0.74]
+        >>> lo, hi = bootstrap_ci(scores)
+        >>> bool(lo < 0.724 < hi), bootstrap_ci(scores) == (lo, hi)
+        (True, True)
+    """
+    from scipy import stats
+
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    x = np.asarray(values, dtype=float).reshape(-1)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return (float("nan"), float("nan"))
+    if np.ptp(x) == 0:
+        return (float(x[0]), float(x[0]))
+    res = stats.bootstrap(
+        (x,),
+        np.mean,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        vectorized=True,
+        **_rng_kwarg(stats.bootstrap, seed),
+    )
+    ci = res.confidence_interval
+    return (float(ci.low), float(ci.high))
+
+
+def _rng_kwarg(fn: Any, seed: int) -> dict[str, Any]:
+    """scipy >= 1.15 takes ``rng``; earlier versions ``random_state``."""
+    import inspect
+
+    name = "rng" if "rng" in inspect.signature(fn).parameters else "random_state"
+    return {name: np.random.default_rng(seed)}
 
 
 def summary_table(runs: pd.DataFrame, score: str = "test_score") -> pd.DataFrame:
-    """Mean, std and count of ``score`` over seeds (and splits) for each dataset label,
-    conv, variant (see :func:`config_variants`), depth and setting.
+    """Mean, std, count and 95% bootstrap confidence interval of the mean
+    (:func:`bootstrap_ci`, columns ``ci_low`` and ``ci_high``) of ``score`` over seeds
+    (and splits) for each dataset label, conv, variant (see :func:`config_variants`),
+    depth and setting.
 
     Failed runs are counted separately (column ``failed``) and left out of the mean; the
-    std of a single run is NaN.
+    std and the interval of a single run are NaN.
 
     Example:
         >>> runs = pd.DataFrame({"dataset_label": ["a"] * 3, "conv": ["gcn"] * 3,
@@ -149,14 +281,142 @@ def summary_table(runs: pd.DataFrame, score: str = "test_score") -> pd.DataFrame
         [[0.7, 0.141, 2.0, 1.0]]
     """
     df = _with_variants(runs).copy()
-    df["setting"] = [column_label(a, s) for a, s in zip(df.activation, df.negative_slope)]
+    df["setting"] = _setting_labels(df)
     df["ok"] = df.status == "ok"
     keys = ["dataset_label", "conv", "variant", "num_layers", "setting"]
     ok = df[df.ok]
     agg = ok.groupby(keys)[score].agg(["mean", "std", "count"]).rename(columns={"count": "n"})
+    ci = ok.groupby(keys)[score].agg(lambda v: bootstrap_ci(v.to_numpy()))
+    agg["ci_low"] = [c[0] for c in ci.reindex(agg.index)]
+    agg["ci_high"] = [c[1] for c in ci.reindex(agg.index)]
     failed = df[~df.ok].groupby(keys).size().rename("failed")
     out = agg.join(failed, how="outer").fillna({"failed": 0, "n": 0})
     return out.reset_index()
+
+
+def _holm(p: np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (NaN entries are not tests and stay NaN)."""
+    out = np.full_like(p, np.nan, dtype=float)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = idx.size
+    if m:
+        order = idx[np.argsort(p[idx], kind="stable")]
+        adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+        out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+def _paired_p(diff: np.ndarray, test: str) -> tuple[float, float]:
+    """(statistic, two-sided p) of a paired test on the differences ``diff``."""
+    from scipy import stats
+
+    if np.ptp(diff) == 0:
+        # no spread: no difference at all (p = 1), or the same non-zero difference on
+        # every pair (the limit of an infinite statistic, p = 0)
+        return (0.0, 1.0) if diff[0] == 0 else (math.copysign(math.inf, diff[0]), 0.0)
+    if test == "ttest":
+        res = stats.ttest_rel(diff, np.zeros_like(diff))
+    else:
+        res = stats.wilcoxon(diff)
+    return float(res.statistic), float(res.pvalue)
+
+
+def paired_tests(
+    runs: pd.DataFrame,
+    score: str = "test_score",
+    *,
+    baseline: str = "relu",
+    test: str = "ttest",
+    alpha: float = ALPHA,
+    correction: str = "holm",
+) -> pd.DataFrame:
+    r"""Each activation setting against ``baseline`` (ReLU) at the same depth, paired
+    over seeds.
+
+    Within one table (dataset label, conv and variant, see :func:`config_variants`) and
+    depth, a run of a setting is paired with the baseline run of the same seed and
+    split (same initialisation stream, same training nodes); runs with no such partner
+    are counted in ``unpaired`` and left out, never matched to another seed. On the
+    differences :math:`d_i = s_i - s_i^{	ext{relu}}` of the ``n_pairs`` pairs:
+
+    .. math::
+        ar d = rac{1}{n}\sum_i d_i, \qquad
+        d_z = rac{ar d}{\operatorname{sd}(d)}
+
+    (Cohen's :math:`d_z`, the standardized mean paired difference) and the two-sided
+    p-value of a paired t-test (``test="ttest"``, :func:`scipy.stats.ttest_rel`) or a
+    Wilcoxon signed-rank test (``test="wilcoxon"``, :func:`scipy.stats.wilcoxon`, which
+    cannot reach p < 0.05 with fewer than 6 pairs). Differences that are all equal give
+    p = 1 when zero and p = 0 otherwise. With ``correction="holm"`` the p-values of one
+    table (all its depths and settings) are Holm-Bonferroni adjusted (``p_adjusted``);
+    ``significant`` is ``p_adjusted < alpha``. Fewer than two pairs: no test (NaN).
+
+    Returns:
+        pandas.DataFrame: one row per compared cell with ``dataset_label``, ``conv``,
+        ``variant``, ``num_layers``, ``setting``, ``n_pairs``, ``unpaired``,
+        ``mean_diff``, ``std_diff``, ``effect_size`` (:math:`d_z`), ``statistic``,
+        ``p_value``, ``p_adjusted`` and ``significant``.
+
+    Example:
+        >>> rows = [dict(dataset_label="a", conv="gcn", num_layers=2, activation=act,
+        ...              negative_slope=s, seed=seed, split=0, status="ok",
+        ...              test_score=0.6 + 0.01 * seed + (0.1 if act != "relu" else 0.0)
+        ...              + 0.002 * (seed % 2))
+        ...         for act, s in (("relu", 0.0), ("leaky_relu", 0.2)) for seed in range(5)]
+        >>> t = paired_tests(pd.DataFrame(rows))
+        >>> t[["setting", "n_pairs", "significant"]].values.tolist()
+        [['leaky 0.2', 5, True]]
+    """
+    if test not in _TESTS:
+        raise ValueError(f"test must be one of {list(_TESTS)}, got {test!r}")
+    if correction not in _CORRECTIONS:
+        raise ValueError(f"correction must be one of {list(_CORRECTIONS)}, got {correction!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    df = _with_variants(runs).copy()
+    df["setting"] = _setting_labels(df)
+    if "split" not in df:
+        df["split"] = 0
+    df = df[(df.status == "ok") & np.isfinite(df[score].astype(float))]
+    table_keys = [*_SECTION, "variant"]
+    columns = [
+        *table_keys, "num_layers", "setting", "n_pairs", "unpaired", "mean_diff", "std_diff",
+        "effect_size", "statistic", "p_value", "p_adjusted", "significant",
+    ]  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    for key, cell in df.groupby([*table_keys, "num_layers"]):
+        base = cell[cell.setting == baseline].set_index(["seed", "split"])[score]
+        if base.empty:  # no baseline at this depth: nothing to compare with
+            continue
+        for setting, part in cell[cell.setting != baseline].groupby("setting", sort=False):
+            other = part.set_index(["seed", "split"])[score]
+            common = base.index.intersection(other.index)
+            diff = (other.loc[common] - base.loc[common]).to_numpy(dtype=float)
+            n = len(common)
+            row = dict(zip([*table_keys, "num_layers"], key), setting=setting, n_pairs=n)
+            row["unpaired"] = (len(other) - n) + (len(base) - n)
+            row["mean_diff"] = float(diff.mean()) if n else math.nan
+            row["std_diff"] = float(diff.std(ddof=1)) if n > 1 else math.nan
+            if n > 1:
+                sd = row["std_diff"]
+                mean, sd = row["mean_diff"], row["std_diff"]
+                if sd > 0:
+                    row["effect_size"] = mean / sd
+                else:  # every pair differs by the same amount
+                    row["effect_size"] = math.copysign(math.inf, mean) if mean else 0.0
+                row["statistic"], row["p_value"] = _paired_p(diff, test)
+            else:
+                row["effect_size"] = row["statistic"] = row["p_value"] = math.nan
+            rows.append(row)
+    out = pd.DataFrame(rows, columns=columns)
+    if out.empty:
+        return out
+    out["p_adjusted"] = out["p_value"].astype(float)
+    if correction == "holm":
+        for _, idx in out.groupby(table_keys).groups.items():
+            out.loc[idx, "p_adjusted"] = _holm(out.loc[idx, "p_value"].to_numpy(dtype=float))
+    out["significant"] = out["p_adjusted"] < alpha
+    return out
 
 
 def layer_table(
@@ -376,7 +636,7 @@ def _layer_curves(
         fig, ax = plt.subplots(figsize=(7, 4.5))
         slopes = sorted(sub[sub.activation == "leaky_relu"].negative_slope.unique())
         cmap = plt.get_cmap("plasma")
-        for (act, s), line in sub.groupby(["activation", "negative_slope"]):
+        for (act, s, beta), line in sub.groupby(["activation", "negative_slope", "positive_slope"]):
             if act == "leaky_relu":
                 color = cmap(0.1 + 0.8 * slopes.index(s) / max(1, len(slopes) - 1))
                 style = "-"
@@ -386,7 +646,8 @@ def _layer_curves(
                     "prelu_layer": ("tab:green", "--"),
                     "prelu_channel": ("tab:blue", ":"),
                 }.get(act, ("grey", "-."))
-            ax.plot(line.layer + 1, line["mean"], style, color=color, label=column_label(act, s))
+            setting = column_label(act, s, beta)
+            ax.plot(line.layer + 1, line["mean"], style, color=color, label=setting)
         if log_y:
             ax.set_yscale("log")
         ax.set_xlabel("layer")
@@ -425,25 +686,95 @@ def _slope_plots(
     return paths
 
 
-def _cell_text(row: Any) -> str:
-    """``m ± s (n=k)``; ``m (n=1)`` for a single run (no spread to show); failed runs added."""
+def _cell_text(row: Any, mark: str = "") -> str:
+    """``m ± s [lo, hi] (n=k)`` with the bootstrap interval; ``m (n=1)`` for a single run
+    (no spread to show); a significance mark and failed runs added."""
     n, failed = int(row.n), int(row.failed)
     if n == 0:
         return "failed" if failed else ""
     m = 100 * row["mean"]
-    text = f"{m:.1f} ± {100 * row['std']:.1f} (n={n})" if n > 1 else f"{m:.1f} (n=1)"
-    return text + (f", {failed} failed" if failed else "")
+    if n > 1:
+        text = f"{m:.1f} ± {100 * row['std']:.1f} [{100 * row['ci_low']:.1f}, "
+        text += f"{100 * row['ci_high']:.1f}] (n={n})"
+    else:
+        text = f"{m:.1f} (n=1)"
+    return text + mark + (f", {failed} failed" if failed else "")
 
 
-def _markdown(runs: pd.DataFrame, table: pd.DataFrame, differing: dict[tuple, list[str]]) -> str:
+def _mark(test: Any) -> str:
+    """The cell's mark: `` ns`` where the paired test against ReLU is not significant,
+    `` (untested)`` where fewer than two runs pair with ReLU runs."""
+    if test is None:
+        return ""
+    if not test.n_pairs >= 2:
+        return " (untested)"
+    return "" if test.significant else " ns"
+
+
+def _fmt_p(p: float) -> str:
+    if p != p:
+        return ""
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def _test_lines(tests: pd.DataFrame, keys: list[str]) -> list[str]:
+    lines = [
+        "| " + " | ".join(["depth", *(["variant"] if keys else []), "setting", "pairs",
+                           "unpaired", "mean diff (points)", "d_z", "p", "p (Holm)",
+                           "significant"]) + " |",
+        "|---|" + "---|" * (8 + bool(keys)),
+    ]  # fmt: skip
+    for t in tests.itertuples(index=False):
+        d = "" if t.n_pairs < 2 else f"{t.effect_size:.2f}"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    str(t.num_layers),
+                    *([t.variant.replace("|", "\\|")] if keys else []),
+                    t.setting,
+                    str(t.n_pairs),
+                    str(t.unpaired),
+                    "" if t.mean_diff != t.mean_diff else f"{100 * t.mean_diff:+.1f}",
+                    d,
+                    _fmt_p(t.p_value),
+                    _fmt_p(t.p_adjusted),
+                    "" if t.n_pairs < 2 else ("yes" if t.significant else "no"),
+                ]
+            )
+            + " |"
+        )
+    return lines
+
+
+def _markdown(
+    runs: pd.DataFrame,
+    table: pd.DataFrame,
+    differing: dict[tuple, list[str]],
+    tests: pd.DataFrame,
+) -> str:
     lines = ["# Sweep summary", ""]
     ok = int((runs.status == "ok").sum())
     lines.append(
         f"{len(runs)} runs stored, {ok} finished, {len(runs) - ok} failed. "
-        "Scores are test scores at the best validation epoch, in percent: mean ± std over "
-        "the runs of a cell, which differ in seed (and split) only; n is their number "
-        "(no std for a single run)."
+        "Scores are test scores at the best validation epoch, in percent: mean ± std "
+        "[95% bootstrap confidence interval of the mean] over the runs of a cell, which "
+        "differ in seed (and split) only; n is their number (no std or interval for a "
+        "single run)."
     )
+    lines += [
+        "",
+        f"Each setting is compared with ReLU at the same depth by a paired t-test over the "
+        f"runs that share a seed and split with a ReLU run (alpha = {ALPHA}, two-sided, "
+        "p-values Holm-corrected over all comparisons of one table, or of one variant "
+        "of it). **ns** marks a cell "
+        "whose difference from ReLU is not significant; *(untested)* a cell with fewer "
+        "than two such pairs. Runs without a partner of the same seed and split are "
+        "counted as *unpaired* and left out of the test. The effect size d_z is the mean "
+        "paired difference over its standard deviation. The bootstrap interval is a "
+        f"percentile interval ({BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}); with "
+        "3 to 5 seeds it is narrower than the true interval.",
+    ]
     for (label, conv), sub in table.groupby(_SECTION):
         order = [
             c for c in _label_order(runs[runs.dataset_label == label]) if c in set(sub.setting)
@@ -462,23 +793,96 @@ def _markdown(runs: pd.DataFrame, table: pd.DataFrame, differing: dict[tuple, li
             "| " + " | ".join(["depth", *variant, *order]) + " |",
             "|---|" + "---|" * (len(variant) + len(order)),
         ]
+        sec_tests = tests[(tests.dataset_label == label) & (tests.conv == conv)]
+        by_cell = {
+            (t.variant, t.num_layers, t.setting): t for t in sec_tests.itertuples(index=False)
+        }
         for (depth, var), row in sub.groupby(["num_layers", "variant"]):
             cells = [str(depth), *([var.replace("|", "\\|")] if keys else [])]
             for setting in order:
                 r = row[row.setting == setting]
-                cells.append(_cell_text(r.iloc[0]) if not r.empty else "")
+                mark = _mark(by_cell.get((var, depth, setting)))
+                cells.append(_cell_text(r.iloc[0], mark) if not r.empty else "")
             lines.append("| " + " | ".join(cells) + " |")
+        if len(sec_tests):
+            lines += ["", f"Paired tests against ReLU ({label} / {conv}):", ""]
+            lines += _test_lines(sec_tests, keys)
+        else:
+            lines += ["", "No ReLU runs in this table: no paired tests."]
     failed = runs[runs.status != "ok"]
     if len(failed):
         lines += ["", "## Failed runs", ""]
         lines += [
             f"- `{r.key}` {r.dataset_label} depth {r.num_layers} "
-            f"{column_label(r.activation, r.negative_slope)} seed {r.seed}"
+            f"{column_label(r.activation, r.negative_slope, r.positive_slope)} seed {r.seed}"
             + (f" [{r.variant}]" if r.variant else "")
             + f": {r.reason}"
             for r in failed.itertuples()
         ]
     return "\n".join(lines) + "\n"
+
+
+def _depth_plots(
+    runs: pd.DataFrame,
+    table: pd.DataFrame,
+    tests: pd.DataFrame,
+    stems: dict[tuple[str, str, str], str],
+    out: Path,
+) -> list[Path]:
+    """Mean test score against depth per setting, with the 95% bootstrap interval as
+    error bars; hollow markers where the paired test against ReLU is not significant."""
+    import matplotlib.pyplot as plt
+
+    paths = []
+    table = table[table["n"] > 0]
+    for (label, conv, variant), sub in table.groupby([*_SECTION, "variant"]):
+        order = [
+            c for c in _label_order(runs[runs.dataset_label == label]) if c in set(sub.setting)
+        ]
+        sig = {
+            (t.num_layers, t.setting): bool(t.significant)
+            for t in tests[
+                (tests.dataset_label == label)
+                & (tests.conv == conv)
+                & (tests.variant == variant)
+                & (tests.n_pairs >= 2)
+            ].itertuples(index=False)
+        }
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        cmap = plt.get_cmap("tab10")
+        for i, setting in enumerate(order):
+            line = sub[sub.setting == setting].sort_values("num_layers")
+            m = 100 * line["mean"].to_numpy(dtype=float)
+            lo = 100 * line["ci_low"].to_numpy(dtype=float)
+            hi = 100 * line["ci_high"].to_numpy(dtype=float)
+            err = np.vstack([np.nan_to_num(m - lo), np.nan_to_num(hi - m)])
+            color = "black" if setting == "relu" else cmap(i % 10)
+            depths = line.num_layers.to_numpy()
+            ax.errorbar(depths, m, yerr=err, color=color, capsize=3, lw=1.2, label=setting)
+            hollow = [sig.get((d, setting)) is False for d in depths]
+            ax.scatter(
+                depths,
+                m,
+                s=22,
+                zorder=3,
+                edgecolors=color,
+                facecolors=["white" if h else color for h in hollow],
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(
+            sorted(sub.num_layers.unique()), [str(d) for d in sorted(sub.num_layers.unique())]
+        )
+        ax.set_xlabel("depth (layers)")
+        ax.set_ylabel(f"mean test {_section_metric(runs, label)} (%)")
+        ax.set_title(
+            f"{_title(label, conv, variant)}: mean, 95% bootstrap CI\n"
+            f"hollow: not significantly different from ReLU (paired t-test, Holm, "
+            f"alpha={ALPHA})",
+            fontsize=9,
+        )
+        ax.legend(fontsize=7, ncol=2)
+        paths.append(_save(fig, out / f"depth_{stems[(label, conv, variant)]}.png"))
+    return paths
 
 
 def make_report(results: str | Path | Results, out: str | Path) -> list[Path]:
@@ -502,7 +906,7 @@ def make_report(results: str | Path | Results, out: str | Path) -> list[Path]:
     if results.runs.empty:
         raise ValueError("the results store holds no runs: nothing to report")
     variants, differing = _variants(results.runs)
-    runs = results.runs.assign(variant=variants)
+    runs = _with_cells(results.runs).assign(variant=variants)
     results = Results(runs, results.layers, results.curves, results.scalars)
     for (label, conv), keys in differing.items():
         log.warning(
@@ -513,11 +917,13 @@ def make_report(results: str | Path | Results, out: str | Path) -> list[Path]:
             ", ".join(keys),
         )
     table = summary_table(runs)
+    tests = paired_tests(runs)
     stems = _stems(runs)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     if (runs.status == "ok").any():
         paths += _heatmaps(runs, table, stems, out)
+        paths += _depth_plots(runs, table, tests, stems, out)
         paths += _layer_curves(
             results, stems, out, "dirichlet", "Dirichlet energy E(X) (unnormalized)", True, "energy"
         )
@@ -539,7 +945,7 @@ def make_report(results: str | Path | Results, out: str | Path) -> list[Path]:
             "all %d runs in the store failed: no plots; summary.md lists their errors", len(runs)
         )
     md = out / "summary.md"
-    text = _markdown(runs, table, differing)
+    text = _markdown(runs, table, differing, tests)
     if claim_lines:
         text += "\n# Task claims\n" + "\n".join(claim_lines) + "\n"
     md.write_text(text)

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SweepSummary:
-    """What a sweep did: runs in the grid, skipped (already stored), trained, failed."""
+    """What a sweep did: runs in the grid, skipped (already stored), trained, failed, and
+    where the time went (:attr:`timings`, see :meth:`time_report`)."""
 
     total: int = 0
     skipped: int = 0
@@ -44,6 +45,36 @@ class SweepSummary:
     stored: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    #: Seconds per phase: ``setup`` (grid, data check, store opened) and ``store`` in
+    #: this process; ``data``, ``compile`` (numba kernels), ``train`` and ``metrics``
+    #: summed over the processes that trained.
+    timings: dict[str, float] = field(default_factory=dict)
+    #: Processes that trained side by side (1 for the local backend).
+    workers: int = 1
+
+    def time_report(self) -> str:
+        """One line: where the sweep's wall time went.
+
+        Example:
+            >>> s = SweepSummary(seconds=10.0, workers=2, timings={"setup": 1.0,
+            ...     "data": 0.5, "compile": 3.0, "train": 9.0, "metrics": 1.5, "store": 0.5})
+            >>> print(s.time_report())
+            time: setup 1.0 s | in 2 worker processes (summed): data 0.5 s, compile 3.0 s, \
+train 9.0 s, metrics 1.5 s | store 0.5 s | start-up, imports and idle 1.5 s | wall 10.0 s
+        """
+        t = {k: self.timings.get(k, 0.0) for k in _PHASES}
+        worker = sum(t[k] for k in ("data", "compile", "train", "metrics"))
+        rest = self.seconds - t["setup"] - t["store"] - worker / max(self.workers, 1)
+        where = "this process" if self.workers == 1 else f"{self.workers} worker processes"
+        return (
+            f"time: setup {t['setup']:.1f} s | in {where} (summed): data {t['data']:.1f} s, "
+            f"compile {t['compile']:.1f} s, train {t['train']:.1f} s, metrics "
+            f"{t['metrics']:.1f} s | store {t['store']:.1f} s | start-up, imports and idle "
+            f"{max(rest, 0.0):.1f} s | wall {self.seconds:.1f} s"
+        )
+
+
+_PHASES = ("setup", "data", "compile", "train", "metrics", "store")
 
 
 def _runs(config: SweepConfig | Sequence[RunConfig]) -> Sequence[RunConfig]:
@@ -118,6 +149,8 @@ def check_data(config: SweepConfig | Sequence[RunConfig], root: str | None = Non
     runs = _runs(config)
     splits: dict[tuple, set[int]] = {}
     for run in runs:
+        if run.train_per_class is not None:  # a random split: any index is a seed
+            continue
         splits.setdefault((run.dataset, run.dataset_params, run.dataset_label), set()).add(
             run.split
         )
@@ -185,17 +218,31 @@ def _train(group: Sequence[RunConfig], graph: tuple[Any, Any], stacked: bool) ->
     return results
 
 
+def _run_group(
+    group: Sequence[RunConfig], get: Callable[[RunConfig], tuple[Any, Any]], stacked: bool
+) -> list[Any]:
+    """Load (or reuse) the group's graph, train the group, and add the loading time to
+    the first result's ``timings``."""
+    start = time.perf_counter()
+    graph = get(group[0])
+    loaded = time.perf_counter() - start
+    results = _train(group, graph, stacked)
+    if results:
+        results[0].timings = {**results[0].timings, "data": loaded}
+    return results
+
+
 def _local(
     groups: list[list[RunConfig]], *, root: str | None, stacked: bool, **_: Any
 ) -> Iterator[list[Any]]:
     get = _data_loader(root)
     for group in groups:
-        yield _train(group, get(group[0]), stacked)
+        yield _run_group(group, get, stacked)
 
 
 def _ray_task(group: list[dict[str, Any]], root: str | None, stacked: bool) -> list[Any]:
     runs = [RunConfig(**d) for d in group]
-    return _train(runs, _data_loader(root)(runs[0]), stacked)
+    return _run_group(runs, _data_loader(root), stacked)
 
 
 def ray_runtime_env() -> dict[str, Any]:
@@ -286,8 +333,7 @@ def _process_task(group: list[RunConfig], root: str | None, stacked: bool) -> li
     # one graph cache per worker process, kept between its groups
     if root not in _WORKER_GRAPHS:
         _WORKER_GRAPHS[root] = _data_loader(root)
-    get = _WORKER_GRAPHS[root]
-    return _train(group, get(group[0]), stacked)
+    return _run_group(group, _WORKER_GRAPHS[root], stacked)
 
 
 def split_groups(groups: list[list[RunConfig]], parts: int) -> list[list[RunConfig]]:
@@ -429,6 +475,11 @@ def run_sweep(
             todo,
             len(groups),
         )
+        summary.timings["setup"] = time.perf_counter() - start
+        if backend == "processes":
+            import torch
+
+            summary.workers = backend_kwargs.get("workers") or torch.get_num_threads()
         bar = None
         if progress and todo:
             from tqdm.auto import tqdm
@@ -438,14 +489,20 @@ def run_sweep(
             for results in BACKENDS[backend](
                 groups, root=root, stacked=stacked, max_group=max_group, **backend_kwargs
             ):
+                stored_at = time.perf_counter()
                 for res in results:
                     summary.trained += 1
+                    for phase, seconds in getattr(res, "timings", {}).items():
+                        summary.timings[phase] = summary.timings.get(phase, 0.0) + seconds
                     if res.status != "ok":
                         summary.failed += 1
                         summary.failures.append((res.key, res.reason or ""))
                     if store is None:
                         store = ResultsStore(store_path)
                     summary.stored += store.add(res, sweep=config.name)
+                summary.timings["store"] = summary.timings.get("store", 0.0) + (
+                    time.perf_counter() - stored_at
+                )
                 if bar is not None:
                     bar.update(len(results))
         finally:

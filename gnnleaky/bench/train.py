@@ -37,7 +37,8 @@ import torch
 from gnnleaky.bench.config import RunConfig
 from gnnleaky.bench.tasks import DEFAULT_TASK, runner
 from gnnleaky.engine import STACKABLE_CONVS, SeededDropout, StackedGNN, model_threads
-from gnnleaky.nn import LeakyGNN, slopes
+from gnnleaky.engine.stacked import act_spec
+from gnnleaky.nn import ActivationSpec, LeakyGNN, slopes
 from gnnleaky.tasks import NodeClassification
 from gnnleaky.train import FitRecord, fit
 
@@ -86,6 +87,10 @@ class RunResult:
     layers: list[dict[str, Any]] = field(default_factory=list)
     curve: list[dict[str, Any]] = field(default_factory=list)
     scalars: dict[str, float] = field(default_factory=dict)
+    #: Where the time of the run's group went (seconds: ``metrics``, ``compile``,
+    #: ``train``, and ``data`` where the sweep loaded a graph for it), on the first
+    #: result of a group only, so that summing over results counts each group once.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _metric(cfg: RunConfig, data: Any) -> str:
@@ -204,10 +209,13 @@ def _results(
 def _fit(
     module: torch.nn.Module, cfgs: Sequence[RunConfig], task: NodeClassification, cache: Any
 ) -> list[RunResult]:
+    from gnnleaky.engine.fast.kernels import compile_timer
+
     cfg0 = cfgs[0]
     start = time.perf_counter()
     init = _records(module, task, cfg0, "init", cache)
-    with torch.random.fork_rng(devices=[]):
+    fit_start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]), compile_timer() as compiled:
         torch.manual_seed(int(cfg0.seed))
         records = fit(
             module,
@@ -217,11 +225,23 @@ def _fit(
             lr=cfg0.lr,
             weight_decay=cfg0.weight_decay,
         )
-    wall = (time.perf_counter() - start) / len(cfgs)
-    return _results(module, cfgs, records, task, init, wall, cache)
+    fit_end = time.perf_counter()
+    wall = (fit_end - start) / len(cfgs)
+    out = _results(module, cfgs, records, task, init, wall, cache)
+    out[0].timings = {
+        "metrics": (fit_start - start) + (time.perf_counter() - fit_end),
+        "compile": compiled["seconds"],
+        "train": fit_end - fit_start - compiled["seconds"],
+    }
+    return out
 
 
 def _task(data: Any, cfg: RunConfig) -> NodeClassification:
+    if cfg.train_per_class is not None:  # the label-rate axis: a random split, seed `split`
+        from gnnleaky.datasets import per_class_split
+
+        split = per_class_split(data, cfg.train_per_class, seed=cfg.split)
+        return NodeClassification(split, split=0, metric=_metric(cfg, data))
     return NodeClassification(data, split=cfg.split, metric=_metric(cfg, data))
 
 
@@ -308,15 +328,32 @@ def train_group(
     task = _task(data, cfgs[0])
     if not stacked or cfgs[0].conv not in STACKABLE_CONVS:
         return [_train_single(task, cfg, cache) for cfg in cfgs]
+    # activations the engine does not compute (ELU, a scaled ReLU, ...) train one by one
+    alone = [i for i, cfg in enumerate(cfgs) if not _engine_activation(cfg)]
+    out: dict[int, RunResult] = {i: _train_single(task, cfgs[i], cache) for i in alone}
+    order = [i for i in range(len(cfgs)) if i not in out]
+    together = [cfgs[i] for i in order]
     n = task.x.size(0)
     size = int(max_group) if max_group is not None else default_max_group(cfgs[0], n)
     results = []
-    for start in range(0, len(cfgs), size):
-        chunk = cfgs[start : start + size]
+    for start in range(0, len(together), size):
+        chunk = together[start : start + size]
         # (each model's SeededDropout generator goes into the stack with it)
         module = StackedGNN.from_models([_build(cfg, task) for cfg in chunk], copy_models=False)
         # on the fast path: torch's own ops on one thread, the stacked models on torch's
         # threads (see gnnleaky.engine.model_threads)
         with model_threads() if module.uses_fast_path(task.x) else contextlib.nullcontext():
             results.extend(_fit(module, chunk, task, cache))
-    return results
+    out.update(zip(order, results))
+    return [out[i] for i in range(len(cfgs))]
+
+
+def _engine_activation(cfg: RunConfig) -> bool:
+    """Whether the stacked engine computes the run's activation (:func:`act_spec`)."""
+    kwargs = cfg.model_kwargs(1, 1)
+    act = ActivationSpec(kwargs["act"], kwargs["act_kwargs"]).build(cfg.hidden_channels)
+    try:
+        act_spec(act, cfg.hidden_channels)
+    except ValueError:
+        return False
+    return True

@@ -67,6 +67,9 @@ from gnnleaky.datasets.registry import OFFICIAL_METRICS as OFFICIAL_METRICS
 from gnnleaky.datasets.registry import TASKS as TASKS
 from gnnleaky.datasets.root import DEFAULT_ROOT as DEFAULT_ROOT
 from gnnleaky.datasets.root import ENV_VAR, data_root
+from gnnleaky.datasets.splits import RANDOM_SPLIT_TEST as RANDOM_SPLIT_TEST
+from gnnleaky.datasets.splits import RANDOM_SPLIT_VAL as RANDOM_SPLIT_VAL
+from gnnleaky.datasets.splits import per_class_split
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -84,6 +87,7 @@ __all__ = [
     "load",
     "make_csbm",
     "num_splits",
+    "per_class_split",
     "raw_files",
 ]
 

@@ -4,11 +4,14 @@
 """
 
 from gnnleaky.nn.activation import (
+    ACTIVATION_KINDS,
     ACTIVATIONS,
     ActivationSpec,
     PReLU,
+    ScaledLeakyReLU,
     SlopeBounds,
     activation,
+    activation_kind,
     param_groups,
     slope_l1,
     slope_parameters,
@@ -30,6 +33,7 @@ from gnnleaky.nn.models import (
 
 __all__ = [
     "ACTIVATIONS",
+    "ACTIVATION_KINDS",
     "GAT",
     "GCN",
     "GCNII",
@@ -42,8 +46,10 @@ __all__ = [
     "Hidden",
     "LeakyGNN",
     "PReLU",
+    "ScaledLeakyReLU",
     "SlopeBounds",
     "activation",
+    "activation_kind",
     "model_class",
     "param_groups",
     "slope_l1",

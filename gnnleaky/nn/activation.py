@@ -9,7 +9,15 @@ through :data:`ACTIVATIONS`:
 * ``"prelu"``: the same with a learned :math:`\alpha`, one per layer
   (``mode="layer"``) or one per channel (``mode="channel"``), optionally kept
   inside ``bounds=(lo, hi)`` by a parametrization.
+* ``"scaled_relu"`` / ``"scaled_leaky_relu"``: :math:`\phi(x) = \beta \max(0, x) +
+  \alpha \min(0, x)` with a fixed ``positive_slope`` :math:`\beta` (e.g. :math:`\beta > 1`,
+  as Kelesis, Fotakis & Paliouras (2023) propose against oversmoothing) and a fixed
+  ``negative_slope`` :math:`\alpha` (0 for ``scaled_relu``).
 * ``"identity"``: :math:`\phi(x) = x` (the linear limit :math:`\alpha = 1`).
+
+:data:`ACTIVATION_KINDS` names the settings a sweep crosses (``prelu_layer`` and
+``prelu_channel`` are ``prelu`` with a mode; ``elu``, ``gelu``, ``tanh`` are PyG's) and
+which slopes each one spans; :func:`activation_kind` resolves a name or alias to one.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import copy
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,12 +37,16 @@ from torch_geometric.nn.resolver import activation_resolver
 
 __all__ = [
     "ACTIVATIONS",
+    "ACTIVATION_KINDS",
+    "ActivationKind",
     "ActivationSpec",
     "FunctionActivation",
     "NoActivation",
     "PReLU",
+    "ScaledLeakyReLU",
     "SlopeBounds",
     "activation",
+    "activation_kind",
     "is_slope_parameter",
     "param_groups",
     "slope_l1",
@@ -227,6 +240,41 @@ def _check_bounds(bounds: Any) -> tuple[float, float] | None:
     return (lo, hi)
 
 
+class ScaledLeakyReLU(torch.nn.Module):
+    r"""ReLU with a fixed slope on each side.
+
+    .. math::
+        \phi(x) = \beta \max(0, x) + \alpha \min(0, x)
+
+    ``positive_slope`` :math:`\beta > 1` scales the positive half (the activation of
+    Kelesis, Fotakis & Paliouras, 2023, "Reducing oversmoothing in GNNs by changing the
+    activation function"); ``negative_slope`` :math:`\alpha` is Leaky ReLU's. It is not a
+    subclass of :class:`torch.nn.ReLU` or :class:`torch.nn.LeakyReLU`, so no code that
+    treats those (the stacked engine among them) mistakes it for one.
+
+    Args:
+        positive_slope (float, optional): :math:`\beta`, > 0. (default: ``1.0``)
+        negative_slope (float, optional): :math:`\alpha`. (default: ``0.0``)
+
+    Example:
+        >>> ScaledLeakyReLU(2.0, 0.1)(torch.tensor([-1.0, 0.0, 3.0])).tolist()
+        [-0.10000000149011612, 0.0, 6.0]
+    """
+
+    def __init__(self, positive_slope: float = 1.0, negative_slope: float = 0.0) -> None:
+        super().__init__()
+        self.positive_slope = _finite_float("positive_slope", positive_slope)
+        if self.positive_slope <= 0:
+            raise ValueError(f"positive_slope must be > 0, got {positive_slope!r}")
+        self.negative_slope = _finite_float("negative_slope", negative_slope)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.where(x > 0, self.positive_slope * x, self.negative_slope * x)
+
+    def extra_repr(self) -> str:
+        return f"positive_slope={self.positive_slope}, negative_slope={self.negative_slope}"
+
+
 def _relu() -> torch.nn.Module:
     return torch.nn.ReLU()
 
@@ -269,6 +317,16 @@ def _identity() -> torch.nn.Module:
     return torch.nn.Identity()
 
 
+def _scaled_relu(positive_slope: float = 2.0) -> torch.nn.Module:
+    return ScaledLeakyReLU(positive_slope, 0.0)
+
+
+def _scaled_leaky_relu(
+    positive_slope: float = 2.0, negative_slope: float = 0.01
+) -> torch.nn.Module:
+    return ScaledLeakyReLU(positive_slope, negative_slope)
+
+
 #: Registry of gnnleaky's activation kinds: name -> (builder, accepted keyword arguments).
 #: Any other name PyG's :func:`~torch_geometric.nn.resolver.activation_resolver` knows
 #: (``"elu"``, ``"gelu"``, ``"tanh"``, ...) is resolved by PyG.
@@ -276,9 +334,45 @@ ACTIVATIONS: dict[str, tuple[Callable[..., torch.nn.Module], tuple[str, ...]]] =
     "relu": (_relu, ()),
     "leaky_relu": (_leaky_relu, ("negative_slope",)),
     "prelu": (_prelu, ("mode", "init", "bounds", "num_parameters")),
+    "scaled_relu": (_scaled_relu, ("positive_slope",)),
+    "scaled_leaky_relu": (_scaled_leaky_relu, ("positive_slope", "negative_slope")),
     "identity": (_identity, ()),
 }
 _ALIASES = {"leaky": "leaky_relu", "linear": "identity"}
+
+
+@dataclass(frozen=True)
+class ActivationKind:
+    """A named activation setting of a sweep: the :class:`ActivationSpec` name ``act``,
+    fixed keyword arguments (``kwargs``, e.g. a PReLU ``mode``) and the slopes it spans
+    (``slopes``): ``"negative_slope"`` (a fixed Leaky ReLU slope, the sweep's ``alphas``),
+    ``"init"`` (a PReLU's initial slope, ``prelu_inits``) and ``"positive_slope"``
+    (:math:`\beta`, ``positive_slopes``)."""
+
+    act: str
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    slopes: tuple[str, ...] = ()
+
+
+#: The activation settings a sweep crosses, by name (the one registry of them; the sweep's
+#: ``activations`` list and the CLI read it). ``elu``, ``gelu`` and ``tanh`` are controls
+#: without a slope, built by PyG's resolver.
+ACTIVATION_KINDS: dict[str, ActivationKind] = {
+    "relu": ActivationKind("relu"),
+    "leaky_relu": ActivationKind("leaky_relu", slopes=("negative_slope",)),
+    "prelu_layer": ActivationKind("prelu", (("mode", "layer"),), ("init",)),
+    "prelu_channel": ActivationKind("prelu", (("mode", "channel"),), ("init",)),
+    "scaled_relu": ActivationKind("scaled_relu", slopes=("positive_slope",)),
+    "scaled_leaky_relu": ActivationKind(
+        "scaled_leaky_relu", slopes=("positive_slope", "negative_slope")
+    ),
+    "elu": ActivationKind("elu"),
+    "gelu": ActivationKind("gelu"),
+    "tanh": ActivationKind("tanh"),
+    "identity": ActivationKind("identity"),
+}
+# Other spellings of a kind (``prelu`` alone is layer-wise, as ActivationSpec("prelu")).
+_KIND_ALIASES = {"prelu": "prelu_layer", "scaled": "scaled_relu", **_ALIASES}
 
 
 def _normalize(name: str) -> str:
@@ -287,6 +381,26 @@ def _normalize(name: str) -> str:
 
 
 _LOOKUP = {_normalize(k): k for k in ACTIVATIONS} | {_normalize(k): v for k, v in _ALIASES.items()}
+_KIND_LOOKUP = {_normalize(k): k for k in ACTIVATION_KINDS} | {
+    _normalize(k): v for k, v in _KIND_ALIASES.items()
+}
+
+
+def activation_kind(name: str) -> str:
+    """The :data:`ACTIVATION_KINDS` name of ``name`` (case, ``-``, ``_`` and spaces do not
+    matter; aliases: ``leaky``, ``prelu`` (layer-wise), ``scaled``, ``linear``).
+
+    Example:
+        >>> activation_kind("prelu"), activation_kind("PReLU-channel"), activation_kind("leaky")
+        ('prelu_layer', 'prelu_channel', 'leaky_relu')
+    """
+    key = _KIND_LOOKUP.get(_normalize(name)) if isinstance(name, str) else None
+    if key is None:
+        raise ValueError(
+            f"unknown activation kind {name!r}; allowed: {list(ACTIVATION_KINDS)} "
+            f"(aliases: {sorted(_KIND_ALIASES)})"
+        )
+    return key
 
 
 class FunctionActivation(torch.nn.Module):
@@ -338,6 +452,16 @@ class ActivationSpec:
             act = "identity"
         if isinstance(act, str):
             key = _LOOKUP.get(_normalize(act))
+            kind = ACTIVATION_KINDS.get(_KIND_LOOKUP.get(_normalize(act), ""))
+            if key is None and kind is not None and kind.act in ACTIVATIONS:
+                # a sweep kind such as "prelu_channel": its kind with the fixed arguments
+                for k, v in kind.kwargs:
+                    if kwargs.setdefault(k, v) != v:
+                        raise ValueError(
+                            f"act_kwargs {k}={kwargs[k]!r} contradicts act={act!r} ({k}={v!r})"
+                        )
+                self.kwargs = kwargs
+                key = kind.act
             if key is not None:
                 _, allowed = ACTIVATIONS[key]
                 unknown = sorted(set(kwargs) - set(allowed))
@@ -434,9 +558,9 @@ def _is_prelu(module: torch.nn.Module) -> bool:
 def slopes(model: torch.nn.Module) -> OrderedDict[str, Tensor]:
     r"""Every activation's negative slope, keyed by the module's qualified name.
 
-    ReLU gives ``0``, Leaky ReLU its fixed ``negative_slope``, identity ``1`` and PReLU
-    its current (bounded) slope tensor, which keeps its autograd graph so it can enter
-    a loss. Other modules are skipped.
+    ReLU gives ``0``, Leaky ReLU (scaled or not) its fixed ``negative_slope``, identity
+    ``1`` and PReLU its current (bounded) slope tensor, which keeps its autograd graph so
+    it can enter a loss. Other modules are skipped.
 
     Example:
         >>> from gnnleaky.nn import LeakyGNN
@@ -448,7 +572,7 @@ def slopes(model: torch.nn.Module) -> OrderedDict[str, Tensor]:
     for name, module in model.named_modules():
         if _is_prelu(module):
             out[name] = module.weight
-        elif isinstance(module, torch.nn.LeakyReLU):
+        elif isinstance(module, (torch.nn.LeakyReLU, ScaledLeakyReLU)):
             out[name] = torch.tensor([module.negative_slope])
         elif isinstance(module, torch.nn.ReLU):
             out[name] = torch.zeros(1)

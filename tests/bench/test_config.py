@@ -65,7 +65,11 @@ def test_presets_load():
         ({"depths": []}, "depths is empty"),
         ({"depths": [-2]}, "depths must be integers >= 1"),
         ({"depths": ["two"]}, "depths must be integers"),
-        ({"activations": ["gelu"]}, "unknown kind 'gelu'"),
+        ({"activations": ["gelux"]}, "unknown activation kind 'gelux'"),
+        ({"activations": ["scaled_relu"], "positive_slopes": [0]}, "positive_slopes must be > 0"),
+        ({"activations": ["scaled_relu"], "positive_slopes": []}, "positive_slopes is empty"),
+        ({"train_per_class": [0]}, "train_per_class must be integers >= 1"),
+        ({"train_per_class": ["5"]}, "train_per_class must be integers"),
         ({"alphas": [math.nan]}, "alphas must be finite"),
         ({"lr": 0}, "lr must be > 0"),
         ({"convs": ["gcn2"]}, "unknown conv"),
@@ -115,3 +119,68 @@ def test_stored_run_keys_never_change():
         seed=3,
     )
     assert run.key == "f7d3bb7f3ff45a7b"
+
+
+def test_activation_kinds_come_from_the_layers_registry():
+    from gnnleaky.nn import ACTIVATION_KINDS, activation_kind
+
+    cfg = SweepConfig(activations=list(ACTIVATION_KINDS), alphas=[0.1], prelu_inits=[0.25],
+                      positive_slopes=[2.0], depths=[2])  # fmt: skip
+    labels = {r.activation_label for r in cfg.expand()}
+    assert labels == set(ACTIVATION_KINDS)
+    # old spellings keep their meaning, and so their run keys
+    for alias, kind in [("prelu", "prelu_layer"), ("prelu-channel", "prelu_channel"),
+                        ("leaky", "leaky_relu"), ("PReLU_Layer", "prelu_layer")]:  # fmt: skip
+        assert activation_kind(alias) == kind
+        a = SweepConfig(activations=[alias], alphas=[0.1]).expand()
+        b = SweepConfig(activations=[kind], alphas=[0.1]).expand()
+        assert [r.key for r in a] == [r.key for r in b]
+    [run] = SweepConfig(activations=["prelu"], depths=[2]).expand()
+    assert (run.act, run.prelu_mode, run.negative_slope) == ("prelu", "layer", 0.25)
+
+
+def test_scaled_relu_kinds_cross_positive_and_negative_slopes():
+    from gnnleaky.bench.train import build_model
+    from gnnleaky.nn import ScaledLeakyReLU
+
+    cfg = SweepConfig(activations=["scaled_relu", "scaled_leaky_relu"], alphas=[0.1, 0.2],
+                      positive_slopes=[1.5, 2.0], depths=[3])  # fmt: skip
+    runs = cfg.expand()
+    settings = sorted((r.act, r.positive_slope, r.negative_slope) for r in runs)
+    assert settings == sorted(
+        [("scaled_relu", b, 0.0) for b in (1.5, 2.0)]
+        + [("scaled_leaky_relu", b, a) for b in (1.5, 2.0) for a in (0.1, 0.2)]
+    )
+    run = next(r for r in runs if r.act == "scaled_leaky_relu")
+    model = build_model(run, 4, 2)
+    acts = [a for a in model.acts if isinstance(a, ScaledLeakyReLU)]
+    assert len(acts) == 2
+    assert {(a.positive_slope, a.negative_slope) for a in acts} == {
+        (run.positive_slope, run.negative_slope)
+    }
+    with pytest.raises(ValueError, match="needs a positive_slope"):
+        RunConfig(act="scaled_relu").model_kwargs(4, 2)
+
+
+def test_new_fields_keep_old_keys_at_their_defaults():
+    base = RunConfig(dataset="cora", num_layers=16, act="prelu", negative_slope=0.25,
+                     prelu_mode="channel", seed=3)  # fmt: skip
+    assert base.key == "f7d3bb7f3ff45a7b"
+    assert RunConfig(**{**base.to_dict(), "train_per_class": None}).key == base.key
+    assert RunConfig(**{**base.to_dict(), "train_per_class": 20}).key != base.key
+    scaled = RunConfig(act="scaled_relu", positive_slope=2.0)
+    assert scaled.key != RunConfig(act="scaled_relu", positive_slope=1.5).key
+
+
+def test_label_rate_axis():
+    cfg = load_config({"datasets": ["cora"], "train_per_class": [5, 20], "splits": [0, 7],
+                       "depths": [2], "activations": ["relu"], "seeds": [0]})  # fmt: skip
+    runs = cfg.expand()
+    assert sorted((r.train_per_class, r.split) for r in runs) == [
+        (5, 0), (5, 7), (20, 0), (20, 7)
+    ]  # fmt: skip
+    assert len({r.group_key for r in runs}) == 4  # label rates never share a stack
+    assert load_config({"train_per_class": 10}).train_per_class == (10,)
+    # a split index beyond the dataset's own splits is refused without train_per_class
+    with pytest.raises(ConfigError, match="split 7 is not available"):
+        load_config({"datasets": ["cora"], "splits": [7]})

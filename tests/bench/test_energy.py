@@ -62,3 +62,20 @@ def test_layer_records_of_a_stack_and_of_any_pyg_model():
         assert [r["value"] for r in recs] == pytest.approx([r["value"] for r in alone], rel=1e-5)
     [recs] = layer_records(GraphSAGE(16, 8, 2, 2), data.x, data.edge_index, ["norm"])
     assert {r["layer"] for r in recs} == {0, 1}
+
+
+def test_energy_reads_the_activation_kinds_registry(tmp_path, capsys):
+    """Kinds and their aliases come from gnnleaky.nn.ACTIVATION_KINDS; a scaled ReLU with
+    beta = 2 doubles the positive half, so its first layer's post-activation energy at
+    init is 4 times that of ReLU where the pre-activations are equal (same seed)."""
+    energies = {}
+    for act, extra in (("relu", []), ("scaled_relu", ["--beta", "2"]), ("prelu-channel", [])):
+        csv = tmp_path / f"{act}.csv"
+        argv = ["energy", "--depth", "2", "--epochs", "0", "--act", act, "--metrics", "dirichlet"]
+        assert main([*argv, *extra, "--csv", str(csv)]) == 0
+        df = pd.read_csv(csv)
+        energies[act] = df[(df.layer == 0) & (df.stage == "post")].value.item()
+    assert energies["scaled_relu"] == pytest.approx(4 * energies["relu"], rel=1e-5)
+    capsys.readouterr()
+    assert main(["energy", "--act", "bogus", "--epochs", "0"]) != 0
+    assert "--act: unknown activation kind 'bogus'" in capsys.readouterr().err

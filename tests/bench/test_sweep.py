@@ -45,6 +45,11 @@ def tiny_yaml(tmp_path):
 def test_cli_sweep_then_report(tiny_yaml, tmp_path, capsys):
     store = tmp_path / "r.sqlite"
     assert main(["sweep", str(tiny_yaml), "--out", str(store), "--no-progress"]) == 0
+    # the sweep says where its time went; each phase once, in this order
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    phases = ["setup", "data", "compile", "train", "metrics", "store", "wall"]
+    assert line.startswith("time: ") and all(line.count(f"{p} ") == 1 for p in phases)
+    assert [line.index(f"{p} ") for p in phases] == sorted(line.index(f"{p} ") for p in phases)
     res = load(store)
     assert len(res.runs) == 2 * 3 * 2 and set(res.runs.status) == {"ok"}
     assert res.runs.key.is_unique
@@ -74,7 +79,8 @@ def test_cli_sweep_then_report(tiny_yaml, tmp_path, capsys):
     assert "slopes_csbm-h_gcn.png" in pngs
     summary = (out / "summary.md").read_text()
     assert "| depth | relu | leaky 0.2 | prelu_channel (init 0.25) |" in summary
-    assert "±" in summary
+    assert "±" in summary and "Paired tests against ReLU" in summary
+    assert "depth_csbm-h_gcn.png" in pngs
 
 
 def test_sweep_without_metrics_trains_only(tmp_path):

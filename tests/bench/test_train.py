@@ -219,3 +219,44 @@ def test_cora_stacked_equals_one_by_one():
     )
     for a, b in zip(train_group(cora, cfgs), train_group(cora, cfgs, stacked=False)):
         _assert_same(a, b)
+
+
+def test_activations_the_engine_cannot_compute_train_one_by_one(data):
+    """A scaled ReLU or ELU in a group of stackable runs trains alone (the engine refuses
+    it rather than computing a ReLU); the other runs stay stacked; results keep order."""
+    from gnnleaky.engine import StackedGNN
+    from gnnleaky.engine.stacked import check_stackable
+    from gnnleaky.nn import LeakyGNN
+
+    kinds = [
+        {"act": "relu"},
+        {"act": "scaled_relu", "positive_slope": 2.0},
+        {"act": "leaky_relu", "negative_slope": 0.1},
+        {"act": "scaled_leaky_relu", "positive_slope": 1.5, "negative_slope": 0.1},
+        {"act": "elu"},
+    ]
+    cfgs = _cfgs(kinds, seeds=(0,), epochs=8, metrics=())
+    results = train_group(data, cfgs)
+    assert [r.key for r in results] == [c.key for c in cfgs]
+    assert [r.group_size for r in results] == [2, 1, 2, 1, 1]
+    assert all(r.status == "ok" for r in results)
+    for cfg, res in zip(cfgs, results):
+        if res.group_size == 1:
+            _assert_same(res, train_run(data, cfg))
+    model = LeakyGNN(12, 16, 3, 2, act="scaled_relu", act_kwargs={"positive_slope": 2.0})
+    with pytest.raises(ValueError, match="got ScaledLeakyReLU"):
+        check_stackable(model)
+    with pytest.raises(ValueError, match="got ScaledLeakyReLU"):
+        StackedGNN.from_models([model])
+
+
+def test_label_rate_runs_train_on_their_own_split(data):
+    cfgs = _cfgs(KINDS[:1], seeds=(0,), epochs=5, metrics=())
+    base = cfgs[0]
+    a = train_run(data, RunConfig(**{**base.to_dict(), "train_per_class": 5, "split": 0}))
+    b = train_run(data, RunConfig(**{**base.to_dict(), "train_per_class": 5, "split": 0}))
+    c = train_run(data, RunConfig(**{**base.to_dict(), "train_per_class": 5, "split": 1}))
+    assert a.status == "ok" and a.train_score == b.train_score and a.curve == b.curve
+    assert a.curve != c.curve  # another seed draws another split
+    # 10 training nodes (5 per class): train accuracy is a multiple of 1/10
+    assert abs(a.train_score * 10 - round(a.train_score * 10)) < 1e-6

@@ -138,3 +138,39 @@ def test_bounded_prelu_pickles_and_copies(tmp_path):
         assert other.bounds == (0.0, 1.0) and torch.allclose(other.weight, p.weight)
         assert torch.allclose(other(x), p(x))
         assert other.parametrizations.weight.original is not p.parametrizations.weight.original
+
+
+def test_scaled_relu_kinds_compute_beta_on_the_positive_side():
+    from gnnleaky.nn import ScaledLeakyReLU
+
+    x = torch.tensor([-2.0, -0.5, 0.0, 0.5, 3.0])
+    beta = activation("scaled_relu", positive_slope=2.0)
+    assert torch.equal(beta(x), torch.where(x > 0, 2.0 * x, torch.zeros_like(x)))
+    both = activation("scaled_leaky_relu", positive_slope=1.5, negative_slope=0.1)
+    assert torch.allclose(both(x), torch.where(x > 0, 1.5 * x, 0.1 * x))
+    # not a (Leaky) ReLU subclass: nothing may take it for one
+    assert not isinstance(both, (torch.nn.ReLU, torch.nn.LeakyReLU))
+    assert isinstance(both, ScaledLeakyReLU)
+    m = LeakyGNN(4, 8, 3, 2, act="scaled_leaky_relu",
+                 act_kwargs={"positive_slope": 2.0, "negative_slope": 0.2})  # fmt: skip
+    assert {k: float(v) for k, v in slopes(m).items()} == pytest.approx(
+        {"acts.0": 0.2, "acts.1": 0.2}
+    )
+    x = torch.randn(5, 3, requires_grad=True)
+    torch.autograd.gradcheck(lambda t: both(t.double()), (x.double(),))
+    with pytest.raises(ValueError, match="positive_slope must be > 0"):
+        activation("scaled_relu", positive_slope=0.0)
+    with pytest.raises(ValueError, match="not accepted by act='scaled_relu'"):
+        activation("scaled_relu", negative_slope=0.1)
+
+
+def test_sweep_kind_names_resolve_in_activation_spec():
+    from gnnleaky.nn import ActivationSpec, activation_kind
+
+    a = activation("prelu_channel", channels=6, init=0.1)
+    assert a.mode == "channel" and a.weight.shape == (6,)
+    assert activation("prelu-layer").mode == "layer"
+    with pytest.raises(ValueError, match="contradicts act='prelu_channel'"):
+        ActivationSpec("prelu_channel", {"mode": "layer"})
+    with pytest.raises(ValueError, match="unknown activation kind 'swishy'"):
+        activation_kind("swishy")

@@ -29,6 +29,9 @@ cached on disk beside this module).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numba
 import numpy as np
 from numba import types
@@ -37,7 +40,7 @@ from numba.extending import intrinsic
 
 from gnnleaky.engine.dropout import keep_row, next_row, row_start
 
-__all__ = ["NO_MASK", "activation_backward", "propagate", "spmm"]
+__all__ = ["NO_MASK", "activation_backward", "compile_timer", "propagate", "spmm"]
 
 _JIT = {"nogil": True, "fastmath": True, "cache": True, "boundscheck": False}
 _NO_BYTES = np.zeros(8, dtype=np.uint8)  # the random bytes of a pass without dropout
@@ -57,24 +60,6 @@ def _stack_f32(typingctx, size):
         return cgutils.alloca_once(builder, ty, size=size.literal_value)
 
     return types.CPointer(types.float32)(size), codegen
-
-
-@numba.njit(**_JIT, inline="always")
-def _by_lane_width(rows, bits, args):
-    """``rows(bits, args)`` with ``bits`` a literal: one compiled copy of ``rows`` per
-    dropout lane width (0, 1, 2, 4, 8, 16), in which LLVM vectorizes the mask decoding."""
-    if bits == 1:
-        rows(1, args)
-    elif bits == 2:
-        rows(2, args)
-    elif bits == 4:
-        rows(4, args)
-    elif bits == 8:
-        rows(8, args)
-    elif bits == 16:
-        rows(16, args)
-    else:
-        rows(0, args)
 
 
 @numba.njit(**_JIT)
@@ -171,7 +156,6 @@ def _propagate_rows(bits, args):
         ent, s, byte = next_row(bits, raw.size, stride, ent, s, byte)
 
 
-@numba.njit(**_JIT)
 def propagate(graph, p, bias, slope, mask, act, store_z, z, h):
     """``z = A p + bias`` and ``h = phi(z) * keep * scale`` for ``graph = A`` (CSR).
 
@@ -179,9 +163,52 @@ def propagate(graph, p, bias, slope, mask, act, store_z, z, h):
     activation writes ``z`` alone; pass ``h = z`` then). Where 64 divides the width each
     row is summed in vector registers (:func:`_propagate_blocks`), else in a private
     buffer: written in place, LLVM's runtime alias checks fail and the loops run scalar.
-    Each lane width of ``mask`` (0, 1, 2, 4, 8, 16 bits) has its own copy of the loop
-    nest, with the width a constant in it, so that LLVM vectorizes the mask decoding."""
-    _by_lane_width(_propagate_rows, mask[1], (graph, p, bias, slope, mask, act, store_z, z, h))
+    Each lane width of ``mask`` (0, 1, 2, 4, 8, 16 bits) has its own compiled kernel,
+    with the width a constant in it, so that LLVM vectorizes the mask decoding; each is
+    compiled on its first use, so a sweep compiles only the widths its dropout uses."""
+    _PROPAGATE[mask[1]](graph, p, bias, slope, mask, act, store_z, z, h)
+
+
+# One entry point per lane width (a literal in each), compiled lazily: compiling all six
+# copies of the loop nest in one function costs several times what a sweep needs.
+@numba.njit(**_JIT)
+def _propagate_0(graph, p, bias, slope, mask, act, store_z, z, h):
+    _propagate_rows(0, (graph, p, bias, slope, mask, act, store_z, z, h))
+
+
+@numba.njit(**_JIT)
+def _propagate_1(graph, p, bias, slope, mask, act, store_z, z, h):
+    _propagate_rows(1, (graph, p, bias, slope, mask, act, store_z, z, h))
+
+
+@numba.njit(**_JIT)
+def _propagate_2(graph, p, bias, slope, mask, act, store_z, z, h):
+    _propagate_rows(2, (graph, p, bias, slope, mask, act, store_z, z, h))
+
+
+@numba.njit(**_JIT)
+def _propagate_4(graph, p, bias, slope, mask, act, store_z, z, h):
+    _propagate_rows(4, (graph, p, bias, slope, mask, act, store_z, z, h))
+
+
+@numba.njit(**_JIT)
+def _propagate_8(graph, p, bias, slope, mask, act, store_z, z, h):
+    _propagate_rows(8, (graph, p, bias, slope, mask, act, store_z, z, h))
+
+
+@numba.njit(**_JIT)
+def _propagate_16(graph, p, bias, slope, mask, act, store_z, z, h):
+    _propagate_rows(16, (graph, p, bias, slope, mask, act, store_z, z, h))
+
+
+_PROPAGATE = {
+    0: _propagate_0,
+    1: _propagate_1,
+    2: _propagate_2,
+    4: _propagate_4,
+    8: _propagate_8,
+    16: _propagate_16,
+}
 
 
 @numba.njit(**_JIT, inline="always")
@@ -208,23 +235,65 @@ def _activation_backward_rows(bits, args):
                 gs[q] += g_h[i, q] * flags[q] * min(z[i, q], zero)
 
 
-@numba.njit(**_JIT)
 def activation_backward(g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
     """``g_z = g_h * keep * scale * phi'(z)``; adds its column sums to ``g_bias`` and,
     with ``want_slope``, those of ``g_h * keep * scale * min(z, 0)`` to ``g_slope``
     (``keep`` as in :func:`propagate`; without ``want_slope`` ``g_slope`` is not
-    touched). Each lane width has its own copy of the loop nest, as in
-    :func:`propagate`."""
+    touched). Each lane width has its own kernel, as in :func:`propagate`."""
+    _ACTIVATION_BACKWARD[mask[1]](g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope)
+
+
+@numba.njit(**_JIT, inline="always")
+def _activation_backward(bits, g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
     c = z.shape[1]
     gb = np.zeros(c, dtype=np.float32)  # private sums: no alias with g_z, so they vectorize
     gs = np.zeros(c, dtype=np.float32)
-    args = (g_h, z, slope, mask, g_z, gb, gs, want_slope)
-    _by_lane_width(_activation_backward_rows, mask[1], args)
+    _activation_backward_rows(bits, (g_h, z, slope, mask, g_z, gb, gs, want_slope))
     for q in range(c):
         g_bias[q] += gb[q]
     if want_slope:
         for q in range(c):
             g_slope[q] += gs[q]
+
+
+@numba.njit(**_JIT)
+def _activation_backward_0(g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
+    _activation_backward(0, g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope)
+
+
+@numba.njit(**_JIT)
+def _activation_backward_1(g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
+    _activation_backward(1, g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope)
+
+
+@numba.njit(**_JIT)
+def _activation_backward_2(g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
+    _activation_backward(2, g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope)
+
+
+@numba.njit(**_JIT)
+def _activation_backward_4(g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
+    _activation_backward(4, g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope)
+
+
+@numba.njit(**_JIT)
+def _activation_backward_8(g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
+    _activation_backward(8, g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope)
+
+
+@numba.njit(**_JIT)
+def _activation_backward_16(g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope):
+    _activation_backward(16, g_h, z, slope, mask, g_z, g_bias, g_slope, want_slope)
+
+
+_ACTIVATION_BACKWARD = {
+    0: _activation_backward_0,
+    1: _activation_backward_1,
+    2: _activation_backward_2,
+    4: _activation_backward_4,
+    8: _activation_backward_8,
+    16: _activation_backward_16,
+}
 
 
 @numba.njit(**_JIT)
@@ -234,3 +303,25 @@ def spmm(graph, g, out):
     zero = np.zeros(g.shape[1], dtype=g.dtype)
     no_mask = (_NO_BYTES, 0, 0, np.float32(1.0), 0, 0)
     _propagate_rows(0, (graph, g, zero, zero, no_mask, False, True, out, out))
+
+
+@contextlib.contextmanager
+def compile_timer() -> Iterator[dict[str, float]]:
+    """Measure the seconds numba spends compiling these kernels (disk-cache loads are
+    not compilation) inside the ``with`` block: the yielded dict's ``"seconds"``.
+
+    Example:
+        >>> with compile_timer() as compiled:
+        ...     pass
+        >>> compiled["seconds"]
+        0.0
+    """
+    from numba.core import event
+
+    out = {"seconds": 0.0}
+    listener = event.TimingListener()
+    with event.install_listener("numba:compile", listener):
+        try:
+            yield out
+        finally:
+            out["seconds"] = listener.duration if listener.done else 0.0
