@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         "config",
         nargs="?",
         default="quick",
-        help="YAML file or preset name in benchmarks/configs (default: quick)",
+        help="YAML file or the name of a preset shipped with gnnleaky (default: quick)",
     )
     s.add_argument("--out", help="results store (default: results/<name>.sqlite)")
     s.add_argument("--datasets", type=_words, help="override datasets, e.g. cora,citeseer")
@@ -199,8 +199,8 @@ def _cmd_energy(args: argparse.Namespace) -> int:
 
     from gnnleaky import datasets
     from gnnleaky.bench.config import ACTIVATION_KINDS, RunConfig
-    from gnnleaky.bench.train import train_run
-    from gnnleaky.spectral import GraphCache, layer_metrics
+    from gnnleaky.bench.train import build_model, train_run
+    from gnnleaky.spectral import layer_records
 
     kind = args.act
     if kind not in ACTIVATION_KINDS:
@@ -226,26 +226,13 @@ def _cmd_energy(args: argparse.Namespace) -> int:
         df = pd.DataFrame(res.layers)
         df = df[df["when"] == "best"].drop(columns="when")
         print(f"trained {res.epochs_run} epochs: test {res.metric} {res.test_score:.4f}")
-    else:
-        import torch
+    else:  # the sweep's per-layer records at initialisation (same model, same extractor)
+        from gnnleaky.tasks import NodeClassification
 
-        from gnnleaky.nn import LeakyGNN
-
-        with torch.random.fork_rng():
-            torch.manual_seed(args.seed)
-            model = LeakyGNN(**cfg.model_kwargs(data.num_features, data.num_classes)).eval()
-        cache = GraphCache(data.edge_index, data.num_nodes)
-        with torch.no_grad():
-            _, hidden = model.forward_hidden(data.x, data.edge_index)
-        rows = []
-        for stage, feats in (("pre", hidden.pre), ("post", hidden.post)):
-            for layer, h in enumerate(feats):
-                vals = layer_metrics(h, data.edge_index, args.metrics, cache=cache)
-                rows += [
-                    {"layer": layer, "stage": stage, "metric": m, "value": float(v)}
-                    for m, v in vals.items()
-                ]
-        df = pd.DataFrame(rows)
+        task = NodeClassification(data, split=cfg.split)
+        model = build_model(cfg, task.x.size(1), task.num_classes)
+        [recs] = layer_records(model, task.x, task.edge_index, cfg.metrics, symmetrize=True)
+        df = pd.DataFrame(recs)
     table = df.pivot_table(index=["layer", "stage"], columns="metric", values="value")
     with pd.option_context("display.max_rows", 500, "display.width", 120):
         print(table.to_string(float_format=lambda v: f"{v:.4g}"))

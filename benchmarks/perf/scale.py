@@ -77,8 +77,8 @@ def run_case(
     import torch.nn.functional as F
 
     from gnnleaky.datasets import make_csbm
+    from gnnleaky.engine import StackedGNN
     from gnnleaky.nn import LeakyGNN
-    from gnnleaky.nn.stacked import StackedGNN
 
     t0 = time.perf_counter()
     data = make_csbm(

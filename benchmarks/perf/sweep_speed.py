@@ -47,8 +47,10 @@ from gnnleaky.bench.config import RunConfig, SweepConfig
 from gnnleaky.bench.store import load
 from gnnleaky.bench.sweep import run_sweep
 from gnnleaky.bench.train import train_group
-from gnnleaky.nn import _fast, _kernels
-from gnnleaky.nn.stacked import SPARSE_FEATURE_DENSITY, dropout_mask, normalized_adjacency
+from gnnleaky.engine import SPARSE_FEATURE_DENSITY, dropout_mask
+from gnnleaky.engine.fast import kernels as _kernels
+from gnnleaky.engine.fast import stack as _fast
+from gnnleaky.nn.functional import normalized_adjacency
 from gnnleaky.spectral import GraphCache
 
 SLOPES = (0.01, 0.1, 0.2, 0.5)

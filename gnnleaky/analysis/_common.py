@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import scatter
 
-from gnnleaky.utils import check_edge_index, check_edge_weight
+from gnnleaky._validation import (
+    check_edge_index,
+    check_edge_weight,
+    check_finite,
+    check_positive_int,
+)
+from gnnleaky.nn.functional import gcn_operator
+
+# (check_finite and check_positive_int are the library's own, re-exported for the analyses)
+__all__ = [
+    "check_finite",
+    "check_positive_int",
+    "eval_mode",
+    "graph_operator",
+    "num_nodes_of",
+    "propagate",
+    "seeded",
+    "slope_factor",
+]
 
 
 def num_nodes_of(edge_index: Tensor, num_nodes: int | None) -> int:
@@ -39,7 +55,7 @@ def graph_operator(
     check_edge_weight(edge_weight, edge_index.size(1))
     w = None if edge_weight is None else edge_weight.to(dtype)
     if normalize:
-        ei, w = gcn_norm(edge_index, w, num_nodes, add_self_loops=True, dtype=dtype)
+        ei, w = gcn_operator(edge_index, w, num_nodes, dtype=dtype)
         return ei, w.to(torch.float64)
     if w is None:
         w = torch.ones(edge_index.size(1), dtype=torch.float64)
@@ -83,20 +99,3 @@ def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
         yield model
     finally:
         model.train(training)
-
-
-def check_positive_int(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
-def check_finite(name: str, value: float, minimum: float | None = None) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite float, got {value!r}") from None
-    if not math.isfinite(v) or (minimum is not None and v < minimum):
-        bound = "" if minimum is None else f" >= {minimum}"
-        raise ValueError(f"{name} must be a finite float{bound}, got {value!r}")
-    return v

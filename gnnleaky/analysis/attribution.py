@@ -27,9 +27,9 @@ from torch_geometric.explain import Explanation
 from torch_geometric.explain.algorithm import ExplainerAlgorithm
 from torch_geometric.explain.config import MaskType, ModelMode
 
+from gnnleaky._validation import check_features
 from gnnleaky.analysis._common import eval_mode
 from gnnleaky.nn.activation import ActivationSpec
-from gnnleaky.utils import check_features
 
 __all__ = ["Saliency", "compare_saliency", "saliency", "with_activation"]
 

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gnnleaky._validation import check_graph
 from gnnleaky.analysis._common import check_finite, eval_mode
 from gnnleaky.analysis.training import SlopeRecorder, fit_node_classifier, slope_table
 from gnnleaky.nn.activation import slopes
-from gnnleaky.utils import check_graph
 
 __all__ = [
     "dead_units",

@@ -27,6 +27,7 @@ import scipy.sparse.linalg
 import torch
 from torch import Tensor
 
+from gnnleaky._validation import check_features
 from gnnleaky.analysis._common import (
     check_finite,
     check_positive_int,
@@ -37,7 +38,6 @@ from gnnleaky.analysis._common import (
 )
 from gnnleaky.nn.activation import PReLU
 from gnnleaky.nn.models import GCN, LeakyGNN
-from gnnleaky.utils import check_features
 
 __all__ = ["lipschitz_bound", "lipschitz_lower_bound", "operator_norm"]
 

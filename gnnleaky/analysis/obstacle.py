@@ -55,8 +55,8 @@ from torch_geometric.nn import MLP
 from torch_geometric.nn.models import GCN
 from torch_geometric.utils import is_undirected, remove_self_loops, to_undirected
 
+from gnnleaky._validation import check_edge_index, check_edge_weight
 from gnnleaky.analysis._common import check_finite, check_positive_int, seeded
-from gnnleaky.utils import check_edge_index, check_edge_weight
 
 __all__ = [
     "BARRIERS",

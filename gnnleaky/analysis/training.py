@@ -7,17 +7,18 @@ can train a model in a few lines, deterministically and with a per-epoch callbac
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from gnnleaky.analysis._common import check_finite, check_positive_int, eval_mode, seeded
-from gnnleaky.nn.activation import param_groups, slope_l1, slopes
+from gnnleaky.analysis._common import eval_mode, seeded
+from gnnleaky.nn.activation import slopes
+from gnnleaky.tasks import NodeClassification
+from gnnleaky.train import accuracy as score_accuracy
+from gnnleaky.train import fit
 
 __all__ = ["SlopeRecorder", "accuracy", "fit_node_classifier", "slope_table"]
 
@@ -49,7 +50,8 @@ def _forward(model: torch.nn.Module, data: Any, x: Tensor | None = None) -> Tens
 
 @torch.no_grad()
 def accuracy(model: torch.nn.Module, data: Any, x: Tensor | None = None) -> dict[str, float]:
-    """Train / validation / test accuracy of a node classifier (eval mode).
+    """Train / validation / test accuracy of a node classifier (eval mode), as
+    :func:`gnnleaky.train.accuracy` scores it.
 
     Example:
         >>> from torch_geometric.data import Data
@@ -63,15 +65,13 @@ def accuracy(model: torch.nn.Module, data: Any, x: Tensor | None = None) -> dict
     """
     _check_data(data)
     with eval_mode(model):
-        pred = _forward(model, data, x).argmax(-1)
-    out = {}
-    for key in _MASKS:
-        mask = getattr(data, key)
-        n = int(mask.sum())
-        out[key.replace("_mask", "_acc")] = (
-            float((pred[mask] == data.y[mask]).float().mean()) if n else float("nan")
-        )
-    return out
+        out = _forward(model, data, x).unsqueeze(0)
+    return {
+        key.replace("_mask", "_acc"): score_accuracy(
+            out, data.y, getattr(data, key).nonzero().view(-1)
+        )[0]
+        for key in _MASKS
+    }
 
 
 def fit_node_classifier(
@@ -93,7 +93,9 @@ def fit_node_classifier(
         \mathcal{L} = \mathrm{CE}(f(X)_{\mathrm{train}}, y_{\mathrm{train}})
         + \lambda \sum_{\ell, c} |\alpha_{\ell, c}|
 
-    Weight decay applies to the weights, not to the PReLU slopes
+    This is :func:`gnnleaky.train.fit` with the
+    :class:`~gnnleaky.tasks.NodeClassification` task, all ``epochs`` run (no early
+    stopping). Weight decay applies to the weights, not to the PReLU slopes
     (:func:`~gnnleaky.nn.param_groups`); :math:`\lambda` is ``slope_penalty``
     (:func:`~gnnleaky.nn.slope_l1`). With ``restore_best`` the weights of the epoch with
     the best validation accuracy (first one on ties) are restored at the end. Dropout
@@ -130,36 +132,31 @@ def fit_node_classifier(
         (['epoch', 'loss', 'train_acc', 'val_acc', 'test_acc'], 5)
     """
     _check_data(data)
-    check_positive_int("epochs", epochs)
-    lr = check_finite("lr", lr, minimum=0.0)
-    weight_decay = check_finite("weight_decay", weight_decay, minimum=0.0)
-    lam = check_finite("slope_penalty", slope_penalty, minimum=0.0)
-    opt = torch.optim.Adam(param_groups(model, weight_decay=weight_decay), lr=lr)
-    train = data.train_mask
-    rows = []
-    best_val, best_state = -1.0, None
-    if callback is not None:
-        callback(0, model)
+    task = NodeClassification(data, metric="accuracy", slope_penalty=slope_penalty, x=x)
+    callbacks = [] if callback is None else [lambda epoch, bank: callback(epoch, bank.module)]
     with seeded(seed):
-        for epoch in range(1, epochs + 1):
-            model.train()
-            opt.zero_grad()
-            out = _forward(model, data, x)
-            loss = F.cross_entropy(out[train], data.y[train])
-            total = loss + lam * slope_l1(model) if lam > 0 else loss
-            total.backward()
-            opt.step()
-            acc = accuracy(model, data, x)
-            rows.append({"epoch": epoch, "loss": float(loss.detach()), **acc})
-            if restore_best and acc["val_acc"] > best_val:
-                best_val = acc["val_acc"]
-                best_state = copy.deepcopy(model.state_dict())
-            if callback is not None:
-                callback(epoch, model)
-    model.eval()
-    if restore_best and best_state is not None:
-        model.load_state_dict(best_state)
-    return pd.DataFrame(rows)
+        [rec] = fit(
+            model,
+            task,
+            epochs=epochs,
+            lr=lr,
+            weight_decay=weight_decay,
+            restore_best=restore_best,
+            callbacks=callbacks,
+        )
+    return pd.DataFrame(
+        [
+            {
+                "epoch": c["epoch"],
+                "loss": c["train_loss"],
+                "train_acc": c["train"],
+                "val_acc": c["val"],
+                "test_acc": c["test"],
+            }
+            for c in rec.curve
+        ],
+        columns=["epoch", "loss", "train_acc", "val_acc", "test_acc"],
+    )
 
 
 def slope_table(model: torch.nn.Module) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.resources
 import itertools
 import json
 import math
@@ -20,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from gnnleaky.nn.models import MODELS
+
 __all__ = [
     "ACTIVATION_KINDS",
     "ConfigError",
@@ -27,6 +30,7 @@ __all__ = [
     "SweepConfig",
     "check_splits",
     "load_config",
+    "presets",
 ]
 
 #: Activation kinds of a sweep: name -> (activation name, PReLU mode).
@@ -42,7 +46,6 @@ _KIND_ALIASES = {
     "prelu-layer": "prelu_layer",
     "prelu-channel": "prelu_channel",
 }
-_CONVS = ("gcn", "sage", "gat", "gin", "gcnii")
 
 
 class ConfigError(ValueError):
@@ -378,8 +381,8 @@ class SweepConfig:
                     )
             check_splits(name, params, label, self.splits)
         for c in self.convs:
-            if c not in _CONVS:
-                raise ConfigError(f"convs: unknown conv {c!r}; allowed: {list(_CONVS)}")
+            if c not in MODELS:  # the layers' own registry
+                raise ConfigError(f"convs: unknown conv {c!r}; allowed: {sorted(MODELS)}")
         ints("depths", self.depths, 1)
         ints("seeds", self.seeds, 0)
         for a in self.activations:
@@ -506,25 +509,38 @@ class SweepConfig:
         return SweepConfig.from_dict(merged)
 
 
+def presets() -> list[str]:
+    """The names of the sweep presets shipped with the package.
+
+    Example:
+        >>> "quick" in presets()
+        True
+    """
+    return sorted(p.name[:-5] for p in _presets().iterdir() if p.name.endswith(".yaml"))
+
+
+def _presets() -> Any:
+    return importlib.resources.files("gnnleaky.bench") / "presets"
+
+
 def load_config(source: str | Path | Mapping[str, Any]) -> SweepConfig:
     """Load a :class:`SweepConfig` from a YAML file, a preset name, or a mapping.
 
-    A bare name such as ``"quick"`` resolves to ``benchmarks/configs/quick.yaml``.
-    YAML is read with ``yaml.safe_load`` (no arbitrary objects).
+    A bare name such as ``"quick"`` that is not a file resolves to the preset of that
+    name shipped with the package (``gnnleaky/bench/presets/quick.yaml``, see
+    :func:`presets`). YAML is read with ``yaml.safe_load`` (no arbitrary objects).
     """
     if isinstance(source, Mapping):
         return SweepConfig.from_dict(source)
     path = Path(source)
-    if not path.exists() and path.suffix == "" and (PRESETS_DIR / f"{source}.yaml").exists():
-        path = PRESETS_DIR / f"{source}.yaml"
-    if not path.is_file():
-        presets = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
-        raise ConfigError(f"config file {str(source)!r} not found; presets: {presets}")
+    if path.is_file():
+        where: Any = path
+    elif path.suffix == "" and str(source) in presets():
+        where = _presets() / f"{source}.yaml"
+    else:
+        raise ConfigError(f"config file {str(source)!r} not found; presets: {presets()}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(where.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     return SweepConfig.from_dict(data or {})
-
-
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "configs"

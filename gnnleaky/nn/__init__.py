@@ -27,7 +27,6 @@ from gnnleaky.nn.models import (
     LeakyGNN,
     model_class,
 )
-from gnnleaky.nn.stacked import StackedGNN
 
 __all__ = [
     "ACTIVATIONS",
@@ -44,7 +43,6 @@ __all__ = [
     "LeakyGNN",
     "PReLU",
     "SlopeBounds",
-    "StackedGNN",
     "activation",
     "model_class",
     "param_groups",

@@ -85,6 +85,16 @@ class OperatorCache:
         self.key = None
         self.value = None
 
+    # A cache is derived state: a copy or a pickle of it starts empty (and rebuilds).
+    def __deepcopy__(self, memo: dict) -> OperatorCache:
+        return OperatorCache()
+
+    def __getstate__(self) -> tuple:
+        return (None, None)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.key, self.value = None, None
+
 
 def gcn_operator(
     edge_index: Tensor,
@@ -157,7 +167,7 @@ def normalized_adjacency(
         tensor([[0.5000, 0.5000],
                 [0.5000, 0.5000]])
     """
-    from gnnleaky.utils import check_edge_index, check_edge_weight
+    from gnnleaky._validation import check_edge_index, check_edge_weight
 
     if num_nodes is None:
         num_nodes = int(edge_index.max()) + 1 if edge_index.numel() else 0

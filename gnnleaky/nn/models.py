@@ -21,9 +21,9 @@ from torch_geometric.nn.conv import EdgeConv, GCN2Conv, GINConv
 from torch_geometric.nn.models import MLP
 from torch_geometric.nn.models import basic_gnn as _pyg
 
+from gnnleaky._validation import check_edge_index, check_features
 from gnnleaky.nn.activation import ActivationSpec, NoActivation, _normalize
 from gnnleaky.nn.functional import OperatorCache, TensorKey, gcn_operator
-from gnnleaky.utils import check_edge_index, check_features
 
 __all__ = [
     "GAT",

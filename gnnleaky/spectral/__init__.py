@@ -11,7 +11,8 @@ layer on any PyG model. See ``docs/spectral.md``.
   :func:`band_energy`, :func:`high_frequency_ratio`
 * kernel polynomial method (large graphs): :func:`spectral_density`,
   :func:`kpm_band_energy`, :func:`kpm_high_frequency_ratio`, :func:`chebyshev_moments`
-* per layer: :data:`METRICS`, :func:`layer_metrics`, :class:`LayerProbe`, :class:`GraphCache`
+* per layer: :data:`METRICS`, :func:`layer_metrics`, :func:`layer_records`,
+  :class:`LayerProbe`, :class:`GraphCache`
 """
 
 from gnnleaky.spectral.energy import (
@@ -41,7 +42,7 @@ from gnnleaky.spectral.kpm import (
     spectral_density,
 )
 from gnnleaky.spectral.operators import DENSE_MAX_NODES, NORMALIZATIONS, GraphCache
-from gnnleaky.spectral.probe import METRICS, STAGES, LayerProbe, layer_metrics
+from gnnleaky.spectral.probe import METRICS, STAGES, LayerProbe, layer_metrics, layer_records
 
 __all__ = [
     "DENSE_MAX_NODES",
@@ -66,6 +67,7 @@ __all__ = [
     "kpm_band_energy",
     "kpm_high_frequency_ratio",
     "layer_metrics",
+    "layer_records",
     "mad",
     "mad_gap",
     "madgap_pairs",

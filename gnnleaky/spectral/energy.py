@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch_geometric.utils import to_dense_batch
 
+from gnnleaky._validation import check_edge_index
 from gnnleaky.spectral.operators import (
     DENSE_MAX_NODES,
     GraphCache,
@@ -36,7 +37,6 @@ from gnnleaky.spectral.operators import (
     safe_divide,
     working_dtype,
 )
-from gnnleaky.utils import check_edge_index
 
 __all__ = [
     "dirichlet_energy",

@@ -44,7 +44,13 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import coalesce
 
-from gnnleaky.utils import all_finite, check_edge_index, check_edge_weight, check_features
+from gnnleaky._validation import (
+    check_edge_index,
+    check_edge_weight,
+    check_features,
+    check_finite_tensor,
+)
+from gnnleaky.nn.functional import TensorKey
 
 __all__ = ["DENSE_MAX_NODES", "NORMALIZATIONS", "GraphCache", "resolve_cache"]
 
@@ -69,19 +75,14 @@ def check_normalization(
 
 
 def _same_tensor(a: Tensor | None, b: Tensor | None) -> bool:
+    """The same tensor object, or one of equal shape, device and values."""
     if a is None or b is None:
         return a is None and b is None
     if a is b:
         return True
     if a.shape != b.shape or a.device != b.device:
         return False
-    if a.data_ptr() == b.data_ptr() and a.stride() == b.stride() and a.dtype == b.dtype:
-        return True
     return bool(torch.equal(a, b.to(a.dtype)))
-
-
-def _versions(*tensors: Tensor | None) -> tuple[int | None, ...]:
-    return tuple(None if t is None else t._version for t in tensors)
 
 
 class GraphCache:
@@ -127,8 +128,8 @@ class GraphCache:
             raise ValueError("edge_weight must be non-negative (a Laplacian needs degrees >= 0)")
         self.edge_index = edge_index
         self.edge_weight = edge_weight
-        # in-place changes to the graph tensors after construction invalidate the cache
-        self._versions = _versions(edge_index, edge_weight)
+        # the graph tensors, held: an in-place change after construction invalidates it
+        self._key = TensorKey(edge_index, edge_weight)
         self.num_nodes = num_nodes
         self.symmetrize = bool(symmetrize)
         self._store: dict[Any, Any] = {}
@@ -230,14 +231,20 @@ class GraphCache:
         edge_weight: Tensor | None = None,
         symmetrize: bool = False,
     ) -> bool:
-        """Whether this cache was built for the given graph and options (and the graph
-        tensors were not modified in place since)."""
+        """Whether this cache was built for the given graph and options: the same graph
+        tensors (:class:`~gnnleaky.nn.functional.TensorKey`), or tensors equal to them,
+        and the graph tensors not modified in place since."""
         return (
             num_nodes == self.num_nodes
             and bool(symmetrize) == self.symmetrize
-            and _versions(self.edge_index, self.edge_weight) == self._versions
-            and _same_tensor(edge_index, self.edge_index)
-            and _same_tensor(edge_weight, self.edge_weight)
+            and self._key.matches(self.edge_index, self.edge_weight)
+            and (
+                self._key.matches(edge_index, edge_weight)
+                or (
+                    _same_tensor(edge_index, self.edge_index)
+                    and _same_tensor(edge_weight, self.edge_weight)
+                )
+            )
         )
 
     def pair_graph(self, batch: Tensor) -> Tensor:
@@ -484,12 +491,12 @@ def as_signal(x: Any, name: str = "x") -> Signal:
     if x.dim() == 3:
         k, n, c = x.shape
         check_features(x.reshape(k * n, c), name, finite=False)
-        check_finite(x, name)
+        check_finite_tensor(x, name)
         return Signal(x.transpose(0, 1).reshape(n, k * c), k, c)
     if x.dim() != 2:
         raise ValueError(f"{name} must have shape [N, C] or [K, N, C], got shape {tuple(x.shape)}")
     check_features(x, name, finite=False)
-    check_finite(x, name)
+    check_finite_tensor(x, name)
     return Signal(x, None, x.size(1))
 
 
@@ -499,12 +506,6 @@ def unchecked_signal(x: Tensor) -> Signal:
         k, n, c = x.shape
         return Signal(x.transpose(0, 1).reshape(n, k * c), k, c)
     return Signal(x, None, x.size(1))
-
-
-def check_finite(x: Tensor, name: str = "x") -> None:
-    """Raise the ValueError of :func:`gnnleaky.utils.check_features` for NaN/Inf entries."""
-    if not all_finite(x):
-        raise ValueError(f"{name} contains NaN or Inf values")
 
 
 def working_dtype(x: Tensor) -> torch.dtype:

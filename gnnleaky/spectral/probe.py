@@ -27,6 +27,7 @@ Which operator each metric uses (fixed, so numbers are comparable across runs):
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -34,12 +35,12 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from gnnleaky._validation import all_finite
 from gnnleaky.spectral.energy import _dirichlet, _frobenius, _rayleigh, effective_rank, mad
 from gnnleaky.spectral.fourier import high_frequency_ratio
 from gnnleaky.spectral.operators import GraphCache, resolve_cache, unchecked_signal
-from gnnleaky.utils import all_finite
 
-__all__ = ["METRICS", "STAGES", "LayerProbe", "layer_metrics"]
+__all__ = ["METRICS", "STAGES", "LayerProbe", "layer_metrics", "layer_records"]
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,100 @@ def layer_metrics(
             for name in names
         }
     return {name: METRICS[name](x, cache) for name in names}
+
+
+def layer_records(
+    model: torch.nn.Module,
+    x: Tensor,
+    edge_index: Tensor,
+    metrics: Sequence[str],
+    *,
+    edge_weight: Tensor | None = None,
+    symmetrize: bool = True,
+    cache: GraphCache | None = None,
+) -> list[list[dict[str, Any]]]:
+    r"""Every layer's metrics, before and after its activation, for each model: the one
+    per-layer extractor of the sweep and the ``gnnleaky energy`` command.
+
+    The model runs once in eval mode without gradients. gnnleaky's models (and a
+    :class:`~gnnleaky.engine.StackedGNN` of K) give their features through
+    ``forward_hidden``; any other PyG model is read by a :class:`LayerProbe`. Metrics are
+    measured on the graph as given, or with ``symmetrize=True`` (the default) on
+    :math:`(\mathbf{A} + \mathbf{A}^\top)/2` for a directed graph (an undirected graph is
+    the same either way). A model whose features are not finite gets NaN records.
+
+    Args:
+        model (torch.nn.Module): A model, or a stack of K models.
+        x (torch.Tensor): Node features.
+        edge_index (torch.Tensor): Edge indices.
+        metrics (sequence of str): Names from :data:`METRICS`.
+        edge_weight (torch.Tensor, optional): Edge weights (passed to the model and
+            used by the metrics). (default: ``None``)
+        symmetrize (bool, optional): See above. (default: ``True``)
+        cache (GraphCache, optional): This graph's cache. (default: ``None``)
+
+    Returns:
+        One list per model (K lists for a stack, else one) of records
+        ``{layer, stage, metric, value}``.
+
+    Example:
+        >>> from gnnleaky.nn import GCN
+        >>> edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+        >>> [recs] = layer_records(GCN(4, 8, 2, 2), torch.randn(3, 4), edge_index, ["norm"])
+        >>> sorted({(r["layer"], r["stage"]) for r in recs})
+        [(0, 'post'), (0, 'pre'), (1, 'post'), (1, 'pre')]
+    """
+    names = _check_metrics(metrics)
+    cache = resolve_cache(edge_index, x.size(0), edge_weight, symmetrize, cache)
+    args = (x, edge_index) if edge_weight is None else (x, edge_index, edge_weight)
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            if hasattr(model, "forward_hidden"):
+                _, hidden = model.forward_hidden(*args)
+                stages = (("pre", hidden.pre), ("post", hidden.post))
+            else:
+                with LayerProbe(
+                    model,
+                    metrics=names,
+                    stage="both",
+                    edge_index=edge_index,
+                    edge_weight=edge_weight,
+                    symmetrize=symmetrize,
+                ) as probe:
+                    model(*args)
+                frame = probe.to_frame()
+                return [
+                    [
+                        {
+                            "layer": int(r.layer),
+                            "stage": r.stage,
+                            "metric": r.metric,
+                            "value": float(r.value),
+                        }
+                        for r in frame.itertuples()
+                    ]
+                ]
+    finally:
+        model.train(training)
+    k = stages[0][1][0].size(0) if stages[0][1] and stages[0][1][0].dim() == 3 else 1
+    recs: list[list[dict[str, Any]]] = [[] for _ in range(k)]
+    for stage, feats in stages:
+        for layer, h in enumerate(feats):
+            h = h if h.dim() == 3 else h.unsqueeze(0)
+            # a diverged model gets NaN records; the others are measured
+            ok = torch.isfinite(h).flatten(1).all(1).nonzero().view(-1).tolist()
+            values = {name: [math.nan] * k for name in names}
+            if ok:
+                sub = h if len(ok) == k else h[ok]
+                for name, v in layer_metrics(sub, cache.edge_index, names, cache=cache).items():
+                    for j, value in zip(ok, v.reshape(-1).double().tolist()):
+                        values[name][j] = float(value)
+            for name, vals in values.items():
+                for i, value in enumerate(vals):
+                    recs[i].append({"layer": layer, "stage": stage, "metric": name, "value": value})
+    return recs
 
 
 # -- the probe --------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def test_fast_path_groups_train_with_torch_on_one_thread(data, monkeypatch):
     """A stacked group on the fast path runs its epochs inside model_threads (torch's ops
     on one thread, the models on torch's threads); a single model off the fast path keeps
     torch's threads."""
-    from gnnleaky.nn import _fast
+    from gnnleaky.engine import fast as _fast
 
     seen = []
     opt_step = torch.optim.Adam.step

@@ -1,3 +1,5 @@
+import functools
+
 import pandas as pd
 import pytest
 import torch
@@ -19,15 +21,13 @@ from gnnleaky.spectral import (
     mad,
     rayleigh_quotient,
 )
+from tests.graphs import random_graph
 from tests.spectral._graphs import path_graph
 
 METRIC_SET = ["dirichlet", "rayleigh", "norm"]
 
 
-def _graph(n=30, e=80, f=8, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    ei = to_undirected(torch.randint(0, n, (2, e), generator=g), num_nodes=n)
-    return torch.randn(n, f, generator=g), ei
+_graph = functools.partial(random_graph, n=30, e=80, f=8, undirected=True)
 
 
 def _value(df, layer, stage, metric, call=0):

@@ -12,7 +12,7 @@ Two execution paths compute the same numbers (tested against each other and agai
 ``LeakyGNN``):
 
 * **Fast CPU path** (float32 CPU features without input gradients, no hidden features
-  asked; :mod:`gnnleaky.nn._fast`): one :class:`torch.autograd.Function` for the whole
+  asked; :mod:`gnnleaky.engine.fast`): one :class:`torch.autograd.Function` for the whole
   stack with a hand-written forward and backward. Per layer and model: one oneDNN GEMM and
   one fused numba pass (sparse product + bias + activation + dropout decoded from the
   random bits) forward; one fused activation-gradient pass, one sparse product and two
@@ -64,20 +64,23 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parametrize
 from torch_geometric.nn.conv import GCNConv
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
-from gnnleaky.nn import _fast
+from gnnleaky._validation import check_features
+from gnnleaky.engine import fast
+from gnnleaky.engine.dropout import SeededDropout, apply_mask
 from gnnleaky.nn.activation import SlopeBounds
+from gnnleaky.nn.functional import OperatorCache, normalized_adjacency
 from gnnleaky.nn.models import GCN, Hidden, LeakyGNN
-from gnnleaky.utils import check_edge_index, check_edge_weight, check_features
 
 __all__ = [
     "SPARSE_FEATURE_DENSITY",
     "STACKABLE_CONVS",
-    "SeededDropout",
     "StackedGNN",
-    "dropout_mask",
-    "normalized_adjacency",
+    "act_spec",
+    "check_stackable",
+    "fast_graph",
+    "graph_operators",
+    "raw_slope",
 ]
 
 #: Convs that :class:`StackedGNN` can stack (others train one by one).
@@ -87,58 +90,6 @@ STACKABLE_CONVS: tuple[str, ...] = ("gcn",)
 #: A CSR product costs about 7x a dense one per multiply-add on this kind of CPU, so 0.1
 #: keeps the sparse path only where it is clearly cheaper.
 SPARSE_FEATURE_DENSITY: float = 0.1
-
-
-def normalized_adjacency(
-    edge_index: Tensor,
-    edge_weight: Tensor | None = None,
-    num_nodes: int | None = None,
-    *,
-    dtype: torch.dtype | None = None,
-) -> tuple[Tensor, Tensor]:
-    r"""The GCN operator :math:`\hat{\mathbf{A}}` and its transpose as CSR matrices.
-
-    .. math::
-        \hat{\mathbf{A}} = \mathbf{D}^{-1/2}(\mathbf{A} + \mathbf{I})\mathbf{D}^{-1/2},
-        \qquad (\hat{\mathbf{A}}\mathbf{H})_i = \sum_{(j, i) \in \mathcal{E}}
-        \hat{a}_{ij} \mathbf{h}_j
-
-    computed by PyG's ``gcn_norm`` with self-loops, exactly as
-    :class:`~gnnleaky.nn.LeakyGNN` does, so ``A @ H`` equals one GCN propagation
-    (messages flow from ``edge_index[0]`` to ``edge_index[1]``; duplicate edges add up).
-
-    Args:
-        edge_index (torch.Tensor): Edge indices ``[2, E]``.
-        edge_weight (torch.Tensor, optional): Edge weights ``[E]``. (default: ``None``)
-        num_nodes (int, optional): Number of nodes. (default: ``max index + 1``)
-        dtype (torch.dtype, optional): Value dtype. (default: ``edge_weight``'s dtype, else
-            the default dtype)
-
-    Shapes:
-        - **output:** two sparse CSR tensors :math:`(N, N)`: :math:`\hat{\mathbf{A}}`
-          and :math:`\hat{\mathbf{A}}^\top`
-
-    Example:
-        >>> edge_index = torch.tensor([[0, 1], [1, 0]])
-        >>> a, a_t = normalized_adjacency(edge_index, num_nodes=2)
-        >>> a.to_dense()
-        tensor([[0.5000, 0.5000],
-                [0.5000, 0.5000]])
-    """
-    if num_nodes is None:
-        num_nodes = int(edge_index.max()) + 1 if edge_index.numel() else 0
-    check_edge_index(edge_index, num_nodes)
-    check_edge_weight(edge_weight, edge_index.size(1))
-    if dtype is None:
-        dtype = edge_weight.dtype if edge_weight is not None else torch.get_default_dtype()
-    ei, ew = gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops=True, dtype=dtype)
-    ew = ew.to(dtype)
-    size = (num_nodes, num_nodes)
-    with warnings.catch_warnings():  # "CSR support is in beta" is not news to the caller
-        warnings.simplefilter("ignore", UserWarning)
-        a = torch.sparse_coo_tensor(ei.flip(0), ew, size, check_invariants=False)
-        a_t = torch.sparse_coo_tensor(ei, ew, size, check_invariants=False)
-        return a.coalesce().to_sparse_csr(), a_t.coalesce().to_sparse_csr()
 
 
 def _csr_matmul(a: Tensor, h: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -226,7 +177,7 @@ def _blocks_matmul(hs: Tensor, weight: Tensor) -> Tensor:
     """``[h_1 W_1^T, ..., h_K W_K^T]`` as ``[N, K Cout]`` for ``hs`` ``[K, N, Cin]`` and
     ``weight`` ``[K, Cout, Cin]``."""
     k, n, _ = hs.shape
-    lin = _fast.onednn_linear()
+    lin = fast.onednn_linear()
     if lin is None or hs.device.type != "cpu" or hs.dtype != torch.float32:
         return torch.bmm(hs, weight.transpose(1, 2)).transpose(0, 1).reshape(n, -1)
     outs = [lin(hs[i], weight[i]) for i in range(k)]
@@ -259,189 +210,6 @@ class _PerModelLinear(torch.autograd.Function):
         return grad_h, grad_w
 
 
-def _masked(h: Tensor, mask: Tensor, scale: float) -> Tensor:
-    """``h * mask * scale`` for ``h`` ``[N, K C]`` and 0/1 masks ``[K, N, C]`` (one op)."""
-    k, n, c = mask.shape
-    out = torch.addcmul(h.new_zeros(()), h.view(n, k, c), mask.transpose(0, 1), value=scale)
-    return out.reshape(n, k * c)
-
-
-def _lane_bits(p: float) -> int:
-    """Fewest random bits per entry that represent ``p`` exactly (1 for 0.5), at most 16."""
-    for bits in (1, 2, 4, 8):
-        if float(p * (1 << bits)).is_integer():
-            return bits
-    return 16
-
-
-def _lanes(num_rows: int, channels: int, p: float) -> tuple[int, int, float, int]:
-    """``(bits, drop, scale, words)`` of the masks of :func:`_random_words`: lane width,
-    keep threshold, ``1 / q`` and the number of int64 words per model."""
-    bits = _lane_bits(p)
-    levels = 1 << bits
-    drop = round(float(p) * levels)
-    per_word = 64 // bits
-    return bits, drop, levels / (levels - drop), (num_rows * channels + per_word - 1) // per_word
-
-
-def _random_words(
-    num_rows: int,
-    channels: int,
-    p: float,
-    generators: Sequence[torch.Generator] | None,
-    num_models: int,
-    device: torch.device | str | None,
-) -> tuple[Tensor, int, int, float]:
-    """The random words behind :func:`_keep_masks`: ``(buf [K, words] int64, bits, drop,
-    scale)``; entry ``e`` of model ``k`` is kept iff its ``bits``-wide lane is ``>= drop``."""
-    bits, drop, scale, words = _lanes(num_rows, channels, p)
-    if generators is None:  # one draw for all models from the default generator
-        buf = torch.empty(num_models, words, dtype=torch.int64, device=device)
-        buf.random_(-(2**63), 2**63 - 1)
-    else:
-        gens = list(generators)
-        buf = torch.empty(len(gens), words, dtype=torch.int64, device=device)
-        for row, gen in zip(buf, gens):
-            row.random_(-(2**63), 2**63 - 1, generator=gen)
-    return buf, bits, drop, scale
-
-
-def _keep_masks(
-    num_rows: int,
-    channels: int,
-    p: float,
-    generators: Sequence[torch.Generator] | None,
-    num_models: int,
-    dtype: torch.dtype,
-    device: torch.device | str | None,
-) -> tuple[Tensor, float]:
-    """0/1 keep masks ``[K, N, C]`` (model ``k`` from ``generators[k]``) and the scale."""
-    buf, bits, drop, scale = _random_words(num_rows, channels, p, generators, num_models, device)
-    num_models, levels, n = buf.size(0), 1 << bits, num_rows * channels
-    if bits == 16:
-        lanes = buf.view(torch.int16)[:, :n]
-        drop -= levels // 2  # signed lanes: keep iff lane >= drop - 2^15
-    elif bits == 8:
-        lanes = buf.view(torch.uint8)[:, :n]
-    else:  # cut every byte into 8 / bits fields (shift index outermost: vectorized)
-        shifts = torch.arange(0, 8, bits, dtype=torch.uint8, device=buf.device)
-        lanes = buf.view(torch.uint8).view(num_models, 1, -1) >> shifts.view(1, -1, 1)
-        lanes = lanes.bitwise_and_(levels - 1).view(num_models, -1)[:, :n]
-    lanes = lanes.reshape(num_models, num_rows, channels)
-    # A float `out=` keeps the comparison vectorized (bool -> float casts are slow on CPU).
-    mask = torch.ge(lanes, drop, out=torch.empty(lanes.shape, dtype=dtype, device=buf.device))
-    return mask, scale
-
-
-def dropout_mask(
-    num_rows: int,
-    channels: int,
-    p: float,
-    generators: Sequence[torch.Generator] | None = None,
-    *,
-    num_models: int = 1,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
-) -> Tensor:
-    r"""Scaled dropout masks for K models, each drawn from its own generator.
-
-    Every entry is kept with probability :math:`q = 1 - \lfloor p\,2^{b} \rceil / 2^{b}`
-    and then scaled by :math:`1/q`, so :math:`\mathbb{E}[\text{mask}] = 1` as in
-    :func:`torch.nn.functional.dropout`. :math:`b` is the fewest bits that represent ``p``
-    exactly (1 for ``p = 0.5``, 2 for 0.25, ... up to 8), else 16 (``p`` rounded to
-    1/65536). The random bits are 64-bit integers cut into :math:`64 / b` lanes, so
-    ``p = 0.5`` costs one random bit per entry where ``bernoulli_`` draws a random number
-    (20 ms against 1 ms for 12 masks of 2708 x 64 on one thread; ``bernoulli_`` is a third
-    of PyG's 64-layer GCN epoch on CPU). Model ``k``'s mask depends only on
-    ``generators[k]``, so a model trained stacked draws the same masks as alone.
-
-    Args:
-        num_rows (int): Rows (nodes) ``N``.
-        channels (int): Channels per model ``C``.
-        p (float): Drop probability in ``[0, 1)``.
-        generators (list[torch.Generator], optional): One per model; ``None`` draws all
-            models at once from torch's default generator. (default: ``None``)
-        num_models (int, optional): ``K`` when ``generators`` is ``None``. (default: ``1``)
-        dtype (torch.dtype, optional): Mask dtype. (default: the default dtype)
-        device (torch.device, optional): Mask device. (default: CPU)
-
-    Shapes:
-        - **output:** :math:`(N, K C)`, model ``k`` in columns ``k C .. (k + 1) C - 1``
-
-    Example:
-        >>> g = torch.Generator().manual_seed(0)
-        >>> m = dropout_mask(1000, 8, 0.5, [g])
-        >>> sorted(m.unique().tolist()), round(float((m == 0).float().mean()), 1)
-        ([0.0, 2.0], 0.5)
-    """
-    if not 0.0 <= float(p) < 1.0:
-        raise ValueError(f"p must be in [0, 1), got {p!r}")
-    mask, scale = _keep_masks(
-        num_rows, channels, p, generators, num_models, dtype or torch.get_default_dtype(), device
-    )
-    k = mask.size(0)
-    return mask.mul_(scale).transpose(0, 1).reshape(num_rows, k * channels)
-
-
-class SeededDropout(torch.nn.Module):
-    r"""Dropout for K stacked models with one explicit generator per model.
-
-    .. math::
-        \mathrm{dropout}(\mathbf{H})_{n, kC + c} = \mathbf{H}_{n, kC + c}\,
-        m^{(k)}_{nc} / q, \qquad m^{(k)}_{nc} \sim \mathrm{Bernoulli}(q)
-
-    with the masks of :func:`dropout_mask`. It also replaces the ``dropout`` module of a
-    single :class:`~gnnleaky.nn.LeakyGNN` (``K = 1``), which is how stacked and
-    one-by-one training draw identical masks. Identity in eval mode or with ``p = 0``
-    (then nothing is drawn).
-
-    Args:
-        p (float, optional): Drop probability. (default: ``0.5``)
-        generators (list[torch.Generator], optional): One per model, used in order for
-            the ``K`` column blocks; ``None`` uses torch's default generator.
-            (default: ``None``)
-
-    Shapes:
-        - **input:** :math:`(N, K C)`
-        - **output:** same as input
-
-    Example:
-        >>> drop = SeededDropout(0.5, [torch.Generator().manual_seed(s) for s in (0, 1)])
-        >>> out = drop(torch.ones(4, 6))  # two models with 3 channels each
-        >>> sorted(set(out.unique().tolist())) <= [0.0, 2.0]
-        True
-    """
-
-    def __init__(self, p: float = 0.5, generators: Sequence[torch.Generator] | None = None) -> None:
-        super().__init__()
-        if not 0.0 <= float(p) < 1.0:
-            raise ValueError(f"p must be in [0, 1), got {p!r}")
-        self.p = float(p)
-        self.generators = list(generators) if generators is not None else None
-
-    def forward(self, x: Tensor) -> Tensor:
-        mask, scale = self.keep_mask(x)
-        if mask is None:
-            return x
-        return _masked(x, mask, scale)
-
-    def keep_mask(self, x: Tensor) -> tuple[Tensor | None, float]:
-        """0/1 masks ``[K, N, C]`` for ``x`` (drawn now) and the scale ``1/q``;
-        ``(None, 1.0)`` when dropout is off."""
-        if not self.training or self.p == 0.0:
-            return None, 1.0
-        k = len(self.generators) if self.generators is not None else 1
-        if x.dim() != 2 or x.size(1) % k != 0:
-            raise ValueError(
-                f"x must have shape [N, K * C] with K={k} generators, got {tuple(x.shape)}"
-            )
-        return _keep_masks(x.size(0), x.size(1) // k, self.p, self.generators, k, x.dtype, x.device)
-
-    def extra_repr(self) -> str:
-        k = "default" if self.generators is None else len(self.generators)
-        return f"p={self.p}, generators={k}"
-
-
 def _bounds_of(act: torch.nn.Module) -> tuple[float, float] | None:
     if not parametrize.is_parametrized(act, "weight"):
         return None
@@ -453,14 +221,14 @@ def _bounds_of(act: torch.nn.Module) -> tuple[float, float] | None:
     return (plist[0].lo, plist[0].hi)
 
 
-def _raw_slope(act: torch.nn.Module) -> Tensor:
+def raw_slope(act: torch.nn.Module) -> Tensor:
     """The free tensor behind a PReLU slope (the SlopeBounds input when bounded)."""
     if parametrize.is_parametrized(act, "weight"):
         return act.parametrizations.weight.original
     return act.weight
 
 
-def _act_spec(act: torch.nn.Module, channels: int) -> tuple[str, float, bool, Any]:
+def act_spec(act: torch.nn.Module, channels: int) -> tuple[str, float, bool, Any]:
     """(kind, fixed slope, layer-wise, bounds) of one activation module."""
     if isinstance(act, torch.nn.PReLU):
         n = act.num_parameters
@@ -477,6 +245,98 @@ def _act_spec(act: torch.nn.Module, channels: int) -> tuple[str, float, bool, An
         "stacking supports activations ReLU, LeakyReLU, PReLU and Identity, "
         f"got {type(act).__name__}"
     )
+
+
+def graph_operators(x: Tensor, edge_index: Tensor, edge_weight: Tensor | None) -> dict[str, Any]:
+    """What the engine computes a graph with: the GCN operator and its transpose as CSR
+    (``a``, ``a_t``), sparse features as CSR where at most
+    :data:`SPARSE_FEATURE_DENSITY` of them are non-zero (``feats``, ``feats_t``), and a
+    slot for the fast path's numpy views (``fast``)."""
+    a, a_t = normalized_adjacency(edge_index, edge_weight, x.size(0), dtype=x.dtype)
+    a, a_t = a.to(x.device), a_t.to(x.device)
+    feats = feats_t = None
+    if x.numel() and not x.is_cuda:
+        nnz = int(torch.count_nonzero(x))
+        if nnz <= SPARSE_FEATURE_DENSITY * x.numel():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                feats = x.to_sparse_csr()
+                feats_t = x.t().to_sparse_csr()
+    return {"a": a, "a_t": a_t, "feats": feats, "feats_t": feats_t, "fast": None}
+
+
+def fast_graph(x: Tensor, ops: dict[str, Any]) -> fast.FastGraph:
+    """The fast path's views of :func:`graph_operators`' result (made once, kept in it)."""
+    if ops["fast"] is None:
+        ops["fast"] = fast.FastGraph(ops["a"], ops["a_t"], ops["feats"], ops["feats_t"], x)
+    return ops["fast"]
+
+
+def check_stackable(model: torch.nn.Module) -> None:
+    """Raise a ValueError saying why ``model`` cannot be computed by the engine, if it
+    cannot: a :class:`gnnleaky.nn.GCN` without norms or jumping knowledge, whose
+    GCNConv layers keep their defaults and whose activations are ReLU, Leaky ReLU,
+    PReLU (bounded by :class:`~gnnleaky.nn.SlopeBounds` or not) or the identity."""
+    m = model
+    if not isinstance(m, GCN):
+        raise ValueError(
+            f"stacking is only implemented for gnnleaky.nn.GCN models, got "
+            f"{type(m).__name__}; train such models one by one"
+        )
+    if hasattr(m, "jk") or hasattr(m, "lin") or m.jk_mode is not None:
+        raise ValueError("stacking does not support jumping knowledge (jk=None only)")
+    if any(not isinstance(n, torch.nn.Identity) for n in m.norms):
+        raise ValueError("stacking does not support norm layers (norm=None only)")
+    for c in m.convs:
+        if (
+            not isinstance(c, GCNConv)
+            or c.aggr != "add"
+            or c.bias is None
+            or not c.normalize
+            or not c.add_self_loops
+            or c.improved
+            or c.flow != "source_to_target"
+        ):
+            raise ValueError(
+                "stacking needs GCNConv layers with aggr='add', a bias, "
+                "normalize=True, add_self_loops=True and improved=False "
+                "(GCN's defaults)"
+            )
+    width = m.convs[0].out_channels
+    for act in m.acts[: m.num_activations]:
+        act_spec(act, width)
+
+
+def _slope_tensors(
+    models: list[LeakyGNN],
+    specs: list[list[tuple[str, float, bool, Any]]],
+    a: int,
+    c: int,
+    dtype: torch.dtype,
+) -> tuple[dict[str, Tensor], list[Any], Tensor | None]:
+    """The slopes of K models as a stack holds them: buffers (fixed slopes, layer-wise
+    flags, one mask per bounds group), the bounds of each group, and the raw learned
+    slopes ``[K, A, C]`` (``None`` when no slope is learned)."""
+    k = len(models)
+    fixed = torch.zeros(k, a, c)
+    learned = torch.zeros(k, a, dtype=torch.bool)
+    layer_mode = torch.zeros(k, a, dtype=torch.bool)
+    raw = torch.zeros(k, a, c)
+    groups: dict[Any, Tensor] = {}
+    for j, (m, row) in enumerate(zip(models, specs)):
+        for i, (kind, value, lw, bounds) in enumerate(row):
+            if kind == "fixed":
+                fixed[j, i] = value
+                continue
+            learned[j, i] = True
+            layer_mode[j, i] = lw
+            src = raw_slope(m.acts[i]).detach()
+            raw[j, i, : src.numel()] = src
+            groups.setdefault(bounds, torch.zeros(k, a, dtype=torch.bool))[j, i] = True
+    buffers = {"slope_fixed": fixed.to(dtype), "slope_layer_mode": layer_mode}
+    for i, mask in enumerate(groups.values()):
+        buffers[f"slope_group_{i}"] = mask
+    return buffers, list(groups), raw.to(dtype) if bool(learned.any()) else None
 
 
 class StackedGNN(torch.nn.Module):
@@ -621,30 +481,7 @@ class StackedGNN(torch.nn.Module):
         if not models:
             raise ValueError("models must be a non-empty list of LeakyGNN")
         for m in models:
-            if not isinstance(m, GCN):
-                raise ValueError(
-                    f"stacking is only implemented for gnnleaky.nn.GCN models, got "
-                    f"{type(m).__name__}; train such models one by one"
-                )
-            if hasattr(m, "jk") or hasattr(m, "lin") or m.jk_mode is not None:
-                raise ValueError("stacking does not support jumping knowledge (jk=None only)")
-            if any(not isinstance(n, torch.nn.Identity) for n in m.norms):
-                raise ValueError("stacking does not support norm layers (norm=None only)")
-            for c in m.convs:
-                if (
-                    not isinstance(c, GCNConv)
-                    or c.aggr != "add"
-                    or c.bias is None
-                    or not c.normalize
-                    or not c.add_self_loops
-                    or c.improved
-                    or c.flow != "source_to_target"
-                ):
-                    raise ValueError(
-                        "stacking needs GCNConv layers with aggr='add', a bias, "
-                        "normalize=True, add_self_loops=True and improved=False "
-                        "(GCN's defaults)"
-                    )
+            check_stackable(m)
         ref = models[0]
 
         def shape(m: LeakyGNN) -> tuple:
@@ -664,8 +501,39 @@ class StackedGNN(torch.nn.Module):
                     f"models[{i}] differs from models[0] in shape, dropout or "
                     f"residual: {shape(m)} != {shape(ref)}"
                 )
-        k = len(models)
-        self.num_models = k
+        # models with their own dropout generators (SeededDropout, one generator each)
+        # bring them along: the stack then draws the masks each would draw alone
+        gens = [getattr(m.dropout, "generators", None) for m in models]
+        own = all(g is not None and len(g) == 1 for g in gens)
+        dropout = SeededDropout(float(ref.dropout.p), [g[0] for g in gens] if own else None)
+        num_acts = ref.num_activations
+        width = ref.convs[0].out_channels if num_acts else 1
+        specs = [[act_spec(act, width) for act in m.acts[:num_acts]] for m in models]
+        with torch.no_grad():
+            weights = [
+                torch.stack([m.convs[l].lin.weight.t() for m in models])
+                for l in range(ref.num_layers)
+            ]
+            biases = [torch.stack([m.convs[l].bias for m in models]) for l in range(ref.num_layers)]
+            slopes = _slope_tensors(models, specs, num_acts, width, weights[0].dtype)
+        # Templates are kept out of the module tree: they only give model(k) its layout.
+        templates = [copy.deepcopy(m).cpu() if copy_models else m for m in models]
+        self._assemble(templates, specs, dropout, weights, biases, *slopes)
+
+    def _assemble(
+        self,
+        templates: list[LeakyGNN],
+        specs: list[list[tuple[str, float, bool, Any]]],
+        dropout: SeededDropout,
+        weights: Sequence[Tensor],
+        biases: Sequence[Tensor],
+        buffers: dict[str, Tensor],
+        bound_groups: list[Any],
+        slope_raw: Tensor | None,
+    ) -> None:
+        """The one place that sets a stack's state (``_load`` and :meth:`select`)."""
+        ref = templates[0]
+        self.num_models = len(templates)
         self.in_channels = ref.in_channels
         self.hidden_channels = ref.hidden_channels
         self.num_layers = ref.num_layers
@@ -673,60 +541,18 @@ class StackedGNN(torch.nn.Module):
         self.num_acts = ref.num_activations
         self.residual = bool(ref.residual)
         self.widths = [ref.convs[0].in_channels] + [c.out_channels for c in ref.convs]
-        self.dropout = SeededDropout(float(ref.dropout.p))
-        # Templates are kept out of the module tree: they only give model(k) its layout.
-        self._templates = [copy.deepcopy(m).cpu() if copy_models else m for m in models]
-        self._cache: dict[str, Any] | None = None
-
-        with torch.no_grad():
-            self.weights = torch.nn.ParameterList(
-                [
-                    torch.nn.Parameter(torch.stack([m.convs[l].lin.weight.t() for m in models]))
-                    for l in range(self.num_layers)
-                ]
-            )
-            self.biases = torch.nn.ParameterList(
-                [
-                    torch.nn.Parameter(torch.stack([m.convs[l].bias for m in models]))
-                    for l in range(self.num_layers)
-                ]
-            )
-            self._load_slopes(models)
-
-    def _load_slopes(self, models: list[LeakyGNN]) -> None:
-        a, k = self.num_acts, self.num_models
-        c = self.widths[1] if a else 1
-        fixed = torch.zeros(k, a, c)
-        learned = torch.zeros(k, a, dtype=torch.bool)
-        layer_mode = torch.zeros(k, a, dtype=torch.bool)
-        raw = torch.zeros(k, a, c)
-        groups: dict[Any, Tensor] = {}
-        self._specs: list[list[tuple[str, float, bool, Any]]] = []
-        for j, m in enumerate(models):
-            row = []
-            for i, act in enumerate(m.acts[: self.num_acts]):
-                spec = _act_spec(act, c)
-                kind, value, lw, bounds = spec
-                row.append(spec)
-                if kind == "fixed":
-                    fixed[j, i] = value
-                    continue
-                learned[j, i] = True
-                layer_mode[j, i] = lw
-                src = _raw_slope(act).detach()
-                raw[j, i, : src.numel()] = src
-                groups.setdefault(bounds, torch.zeros(k, a, dtype=torch.bool))[j, i] = True
-            self._specs.append(row)
-        dtype = self.weights[0].dtype if len(self.weights) else torch.get_default_dtype()
-        self.register_buffer("slope_fixed", fixed.to(dtype))
-        self.register_buffer("slope_layer_mode", layer_mode)
-        self._bound_groups = list(groups)
-        for i, (_, mask) in enumerate(groups.items()):
-            self.register_buffer(f"slope_group_{i}", mask)
-        if bool(learned.any()):
-            self.slope_raw: torch.nn.Parameter | None = torch.nn.Parameter(raw.to(dtype))
-        else:
-            self.slope_raw = None
+        self.dropout = dropout
+        self._templates = templates
+        self._specs = specs
+        self._bound_groups = bound_groups
+        self._cache = OperatorCache()
+        #: The fast path's activation buffers (built on first use; see :meth:`clear_cache`).
+        self.fast_workspace: fast.Workspace | None = None
+        self.weights = torch.nn.ParameterList([torch.nn.Parameter(w) for w in weights])
+        self.biases = torch.nn.ParameterList([torch.nn.Parameter(b) for b in biases])
+        for name, buf in buffers.items():
+            self.register_buffer(name, buf)
+        self.slope_raw = None if slope_raw is None else torch.nn.Parameter(slope_raw)
 
     # -- slopes -------------------------------------------------------------------------
     def slopes(self) -> Tensor:
@@ -773,6 +599,28 @@ class StackedGNN(torch.nn.Module):
                 out[f"acts.{i}"] = values[i, :1].clone() if layer_wise else values[i].clone()
         return out
 
+    def slope_l1(self) -> Tensor:
+        r"""Each model's L1 penalty of its learned slopes (:func:`gnnleaky.nn.slope_l1`
+        model by model): ``[K]``, with the autograd graph to ``slope_raw``."""
+        if self.slope_raw is None:
+            return torch.zeros(self.num_models, dtype=self.slope_fixed.dtype)
+        s = self.slopes().abs()
+        learned = torch.zeros_like(self.slope_layer_mode)
+        for i in range(len(self._bound_groups)):
+            learned = learned | getattr(self, f"slope_group_{i}")
+        layer = self.slope_layer_mode[..., None]
+        first = torch.zeros_like(s, dtype=torch.bool)
+        first[..., 0] = True
+        counted = learned[..., None] & (~layer | first)  # a layer-wise slope counts once
+        return (s * counted).sum((1, 2))
+
+    def forward_hidden(
+        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None
+    ) -> tuple[Tensor, Hidden]:
+        """:meth:`forward` with ``return_hidden=True``: ``[K, N, out]`` and every layer's
+        features as :class:`~gnnleaky.nn.Hidden` lists of ``[K, N, C]``."""
+        return self.forward(x, edge_index, edge_weight, return_hidden=True)
+
     def slope_parameters(self) -> list[torch.nn.Parameter]:
         """The free slope parameters (exempt them from weight decay)."""
         return [self.slope_raw] if self.slope_raw is not None else []
@@ -798,62 +646,40 @@ class StackedGNN(torch.nn.Module):
     def _operators(
         self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None
     ) -> dict[str, Any]:
-        c = self._cache
-        if (
-            c is not None
-            and c["x"] is x
-            and c["x_v"] == x._version
-            and c["ei"] is edge_index
-            and c["ei_v"] == edge_index._version
-            and c["ew"] is edge_weight
-            and (edge_weight is None or c["ew_v"] == edge_weight._version)
-        ):
-            return c
-        check_features(x)
-        if x.size(1) != self.in_channels:
-            raise ValueError(
-                f"x has {x.size(1)} features but the models were built with "
-                f"in_channels={self.in_channels}"
-            )
-        a, a_t = normalized_adjacency(edge_index, edge_weight, x.size(0), dtype=x.dtype)
-        a, a_t = a.to(x.device), a_t.to(x.device)
-        feats = feats_t = None
-        if x.numel() and not x.is_cuda:
-            nnz = int(torch.count_nonzero(x))
-            if nnz <= SPARSE_FEATURE_DENSITY * x.numel():
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    feats = x.to_sparse_csr()
-                    feats_t = x.t().to_sparse_csr()
-        # The tensors themselves are held, so identity + version checks cannot be fooled
-        # by a new tensor reusing a freed address.
-        self._cache = {
-            "x": x,
-            "x_v": x._version,
-            "ei": edge_index,
-            "ei_v": edge_index._version,
-            "ew": edge_weight,
-            "ew_v": None if edge_weight is None else edge_weight._version,
-            "a": a,
-            "a_t": a_t,
-            "feats": feats,
-            "feats_t": feats_t,
-        }
-        return self._cache
+        """The graph's operators (built once per graph: see
+        :class:`~gnnleaky.nn.functional.OperatorCache`)."""
+
+        def build() -> dict[str, Any]:
+            check_features(x)
+            if x.size(1) != self.in_channels:
+                raise ValueError(
+                    f"x has {x.size(1)} features but the models were built with "
+                    f"in_channels={self.in_channels}"
+                )
+            return graph_operators(x, edge_index, edge_weight)
+
+        return self._cache.get(build, x, edge_index, edge_weight)
+
+    @property
+    def layout(self) -> fast.Layout:
+        """The stack's shape as the fast path takes it."""
+        return fast.Layout(
+            self.num_models, tuple(self.widths), self.num_layers, self.num_acts, self.residual
+        )
 
     def clear_cache(self) -> None:
         """Forget the cached graph operators and free the fast path's activation buffers
         (both are rebuilt on the next call)."""
-        self._cache = None
-        self.__dict__.pop("_fast_workspace", None)
+        self._cache.clear()
+        self.fast_workspace = None
 
     # -- forward ------------------------------------------------------------------------
-    def _fast_path(self, x: Tensor) -> bool:
+    def uses_fast_path(self, x: Tensor) -> bool:
         """Float32 CPU input without input gradients: the fused path of
-        :mod:`gnnleaky.nn._fast` (same numbers up to float rounding)."""
+        :mod:`gnnleaky.engine.fast` (same numbers up to float rounding)."""
         f32 = torch.float32
         return (
-            _fast.available()
+            fast.available()
             and x.device.type == "cpu"
             and x.dtype == f32
             and not x.requires_grad
@@ -873,8 +699,20 @@ class StackedGNN(torch.nn.Module):
         k, n = self.num_models, x.size(0)
         # [A, K, C] once per call, so that layer l's K * C slopes are a view.
         slopes = self.slopes().transpose(0, 1).contiguous() if self.num_acts else None
-        if not return_hidden and self._fast_path(x):
-            return _fast.fast_forward(self, x, ops, slopes)
+        if not return_hidden and self.uses_fast_path(x):
+            layout = self.layout
+            ws = self.fast_workspace
+            if ws is None or ws.key != (layout, n):
+                ws = self.fast_workspace = fast.Workspace(layout, n)
+            return fast.fast_forward(
+                layout,
+                fast_graph(x, ops),
+                ws,
+                list(self.weights),
+                list(self.biases),
+                slopes,
+                self.dropout,
+            )
         grad = torch.is_grad_enabled()
         pre: list[Tensor] = []
         post: list[Tensor] = []
@@ -901,10 +739,10 @@ class StackedGNN(torch.nn.Module):
                 mask, scale = self.dropout.keep_mask(z)
                 if not grad or not (z.requires_grad or w_act.requires_grad):
                     z_post = torch.prelu(z, w_act)
-                    z_next = z_post if mask is None else _masked(z_post, mask, scale)
+                    z_next = z_post if mask is None else apply_mask(z_post, mask, scale)
                 elif return_hidden:
                     z_post = _PReLUDropout.apply(z, w_act, None, 1.0)
-                    z_next = z_post if mask is None else _masked(z_post, mask, scale)
+                    z_next = z_post if mask is None else apply_mask(z_post, mask, scale)
                 else:
                     z_post = z_next = _PReLUDropout.apply(z, w_act, mask, scale)
                 if return_hidden:
@@ -937,7 +775,7 @@ class StackedGNN(torch.nn.Module):
             conv.bias.copy_(self.biases[layer][k])
         for i, act in enumerate(m.acts[: self.num_acts]):
             if isinstance(act, torch.nn.PReLU):
-                raw = _raw_slope(act)
+                raw = raw_slope(act)
                 raw.copy_(self.slope_raw[k, i, : raw.numel()])
         m.dropout.p = self.dropout.p
         m.train(self.training)
@@ -953,43 +791,22 @@ class StackedGNN(torch.nn.Module):
         if not idx:
             raise ValueError("index must select at least one model")
         t = torch.tensor(idx, device=self.weights[0].device)
+        gens = self.dropout.generators
+        dropout = SeededDropout(self.dropout.p, None if gens is None else [gens[i] for i in idx])
         obj = self.__class__.__new__(self.__class__)
         torch.nn.Module.__init__(obj)
-        for name in (
-            "in_channels",
-            "hidden_channels",
-            "num_layers",
-            "out_channels",
-            "num_acts",
-            "residual",
-            "widths",
-            "_bound_groups",
-        ):
-            setattr(obj, name, copy.copy(getattr(self, name)))
-        obj.num_models = len(idx)
-        obj._templates = [self._templates[i] for i in idx]
-        obj._specs = [self._specs[i] for i in idx]
-        obj._cache = None
-        gens = self.dropout.generators
-        obj.dropout = SeededDropout(
-            self.dropout.p, None if gens is None else [gens[i] for i in idx]
-        )
-        obj.train(self.training)
         with torch.no_grad():
-            obj.weights = torch.nn.ParameterList(
-                [torch.nn.Parameter(w.index_select(0, t)) for w in self.weights]
+            obj._assemble(
+                [self._templates[i] for i in idx],
+                [self._specs[i] for i in idx],
+                dropout,
+                [w.index_select(0, t) for w in self.weights],
+                [b.index_select(0, t) for b in self.biases],
+                {name: buf.index_select(0, t) for name, buf in self.named_buffers()},
+                list(self._bound_groups),
+                None if self.slope_raw is None else self.slope_raw.index_select(0, t),
             )
-            obj.biases = torch.nn.ParameterList(
-                [torch.nn.Parameter(b.index_select(0, t)) for b in self.biases]
-            )
-            for name, buf in self.named_buffers():
-                obj.register_buffer(name, buf.index_select(0, t))
-            obj.slope_raw = (
-                None
-                if self.slope_raw is None
-                else torch.nn.Parameter(self.slope_raw.index_select(0, t))
-            )
-        return obj
+        return obj.train(self.training)
 
     def to_models(self) -> list[LeakyGNN]:
         """All K models as stand-alone :class:`~gnnleaky.nn.LeakyGNN` copies."""

@@ -1,15 +1,14 @@
+import functools
+
 import pytest
 import torch
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_dense_adj
 
+from gnnleaky.engine import SeededDropout, StackedGNN, dropout_mask
 from gnnleaky.nn import LeakyGNN, slopes
-from gnnleaky.nn.stacked import (
-    SeededDropout,
-    StackedGNN,
-    dropout_mask,
-    normalized_adjacency,
-)
+from gnnleaky.nn.functional import normalized_adjacency
+from tests.graphs import random_graph
 
 ACTS = [
     ("relu", {}),
@@ -22,12 +21,7 @@ ACTS = [
 ]
 
 
-def _graph(n=40, e=160, f=8, seed=0, sparse=False):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, f, generator=g)
-    if sparse:  # ~5% non-zeros: the CSR feature path
-        x = x * (torch.rand(n, f, generator=g) < 0.05)
-    return x, torch.randint(0, n, (2, e), generator=g)  # directed, with duplicates
+_graph = functools.partial(random_graph, n=40, e=160, f=8)
 
 
 def _models(num_layers, out_channels=3, acts=ACTS, f=8, **kw):

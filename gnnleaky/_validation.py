@@ -1,15 +1,28 @@
-"""Input checks shared by layers, spectral tools and training.
+"""Every input check of the library, one signature each.
 
-Each check raises a :class:`ValueError` that names the argument and what is allowed,
-so that bad input never turns into a crash deep inside a kernel or a silent wrong number.
+Tensor checks take ``(tensor, name)``, scalar checks ``(name, value, ...)``. Each raises a
+:class:`ValueError` that names the argument and what is allowed, so that bad input never
+turns into a crash deep inside a kernel or a silent wrong number.
 """
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import Tensor
 
-__all__ = ["all_finite", "check_edge_index", "check_edge_weight", "check_features", "check_graph"]
+__all__ = [
+    "all_finite",
+    "check_edge_index",
+    "check_edge_weight",
+    "check_features",
+    "check_finite",
+    "check_finite_tensor",
+    "check_graph",
+    "check_positive_int",
+]
 
 
 def all_finite(x: Tensor) -> bool:
@@ -100,3 +113,28 @@ def check_graph(
     check_features(x, finite=finite)
     check_edge_index(edge_index, x.size(0))
     check_edge_weight(edge_weight, edge_index.size(1))
+
+
+def check_finite_tensor(x: Tensor, name: str = "x") -> None:
+    """Raise the ValueError of :func:`check_features` when ``x`` has NaN or Inf entries."""
+    if not all_finite(x):
+        raise ValueError(f"{name} contains NaN or Inf values")
+
+
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` if it is an int (not a bool) ``>= minimum``, else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def check_finite(name: str, value: Any, minimum: float | None = None) -> float:
+    """``value`` as a finite float (``>= minimum`` when given), else a ValueError."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite float, got {value!r}") from None
+    if not math.isfinite(v) or (minimum is not None and v < minimum):
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise ValueError(f"{name} must be a finite float{bound}, got {value!r}")
+    return v
