@@ -66,6 +66,12 @@ def _freeze(params: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((str(k), v) for k, v in (params or {}).items()))
 
 
+#: Fields added to :class:`RunConfig` after results were first stored: left out of
+#: :attr:`RunConfig.key` while at their default, so that every stored run keeps its key.
+#: A new field goes here (with a default that reproduces the earlier behaviour).
+KEY_OPTIONAL_FIELDS: frozenset[str] = frozenset()
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines one training run (one model, one seed).
@@ -119,7 +125,12 @@ class RunConfig:
     @property
     def key(self) -> str:
         """Stable 16-hex-digit hash of the full config (the run's identity in the store)."""
-        text = json.dumps(_canonical(self.to_dict()), sort_keys=True, separators=(",", ":"))
+        d = self.to_dict()
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in KEY_OPTIONAL_FIELDS:
+            if name in d and d[name] == defaults[name]:
+                del d[name]
+        text = json.dumps(_canonical(d), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property

@@ -100,3 +100,18 @@ def test_alpha_alias_and_overrides():
     assert cfg.alphas == (0.3,)
     cfg2 = cfg.replace(depths=[2, 4], seeds=None)
     assert cfg2.depths == (2, 4) and cfg2.seeds == cfg.seeds
+
+
+def test_stored_run_keys_never_change():
+    """Keys of runs stored by earlier versions (a store resumes on them): fields added since
+    are left out of the key at their defaults (``KEY_OPTIONAL_FIELDS``)."""
+    assert RunConfig().key == "feee698a37c0d2e0"
+    run = RunConfig(
+        dataset="cora",
+        num_layers=16,
+        act="prelu",
+        negative_slope=0.25,
+        prelu_mode="channel",
+        seed=3,
+    )
+    assert run.key == "f7d3bb7f3ff45a7b"
