@@ -338,3 +338,30 @@ def test_a_factory_that_returns_no_module_is_refused_before_any_run(tmp_path):
     with pytest.raises(ConfigError, match=r"returned str, not a torch\.nn\.Module"):
         run_sweep(_sweep(), store, model_fn=not_a_module)
     assert not store.exists()
+
+
+# -- the published-table presets --------------------------------------------------------------
+def test_gcnii_preset_expresses_the_recipe():
+    runs = load_config("gcnii").expand()
+    assert len(runs) >= 5 and {r.seed for r in runs} == set(range(len(runs)))
+    r = runs[0]
+    assert (r.dataset, r.conv, r.num_layers, r.hidden_channels, r.dropout, r.lr) == (
+        "cora", "gcnii", 64, 64, 0.6, 0.01)  # fmt: skip
+    assert dict(r.weight_decay_groups) == {"convs": 0.01, "lins": 5e-4}
+    assert (r.selection, r.patience, r.epochs, r.init) == ("val_loss", 100, 1500, "fan_out_uniform")
+    assert dict(r.dataset_params) == {"normalize_features": True}
+    model = build_model(r, 1433, 7)
+    assert (model.alpha, model.theta) == (0.1, 0.5)
+
+
+def test_dropedge_preset_expresses_the_recipe_per_dataset():
+    runs = load_config("dropedge-table").expand()
+    cells = {(r.dataset, r.num_layers) for r in runs}
+    assert cells == {(d, n) for d in ("cora", "citeseer") for n in (2, 4, 8, 16, 32, 64)}
+    assert len(runs) == len(cells) * 5
+    per = {r.dataset: (r.lr, r.weight_decay, r.dropout) for r in runs}
+    assert per == {"cora": (0.007, 1e-5, 0.8), "citeseer": (0.01, 5e-4, 0.3)}
+    r = runs[0]
+    assert (r.hidden_channels, r.epochs, r.patience, r.selection, r.init) == (
+        128, 400, None, "val_loss_train", "fan_out_uniform")  # fmt: skip
+    assert stack_reason(r) is None  # seeds of a cell train stacked on the engine
