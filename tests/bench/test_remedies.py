@@ -365,3 +365,25 @@ def test_dropedge_preset_expresses_the_recipe_per_dataset():
     assert (r.hidden_channels, r.epochs, r.patience, r.selection, r.init) == (
         128, 400, None, "val_loss_train", "fan_out_uniform")  # fmt: skip
     assert stack_reason(r) is None  # seeds of a cell train stacked on the engine
+
+
+def test_cli_flags_override_the_remedy_axes(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(_sweep().to_yaml())
+    argv = ["sweep", str(path), "--dry-run", "--norms", "none,pairnorm", "--residual",
+            "false,initial", "--jk", "none,max", "--dropedge", "0,0.2"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("remedies: 16 runs in 16 groups")
+    assert "norm=pairnorm residual=initial jk=max dropedge=0.2" in out
+    assert main(["sweep", str(path), "--dry-run", "--residual", "sometimes"]) == 2
+    assert "expected false, true or initial, got 'sometimes'" in capsys.readouterr().err
+
+
+def test_cli_dataset_override_keeps_the_presets_entry(capsys):
+    assert main(["sweep", "dropedge-table", "--datasets", "citeseer", "--depths", "2",
+                 "--dry-run"]) == 0  # fmt: skip
+    assert "citeseer   gcn depth   2: 5 runs, stacked" in capsys.readouterr().out
+    cfg = load_config("dropedge-table")
+    entry = next(e for e in cfg.to_dict()["datasets"] if e["name"] == "citeseer")
+    assert entry["settings"]["lr"] == 0.01
