@@ -10,10 +10,12 @@ patience and fails on its own divergence, so the stored :class:`RunResult` is th
 one-by-one result up to float rounding.
 
 Protocol (per model, see :func:`gnnleaky.train.fit`): full-batch Adam with ``lr`` and
-``weight_decay`` (PReLU slopes exempt), cross-entropy on the training nodes; after every
-optimizer step the model is evaluated in eval mode and the epoch with the best validation
-score is kept (ties: the earliest); training stops after ``patience`` epochs without
-improvement. A non-finite loss or non-finite outputs mark the run ``failed`` with a reason.
+``weight_decay`` (PReLU slopes exempt; ``weight_decay_groups`` sets it by parameter name),
+cross-entropy on the training nodes (on the graph after DropEdge with ``dropedge``); after
+every optimizer step the model is evaluated in eval mode and the epoch that ``selection``
+picks is kept (default: the best validation score, ties to the earliest; or the lowest
+validation loss, see :data:`~gnnleaky.bench.config.SELECTIONS`); training stops after
+``patience`` epochs without improvement. A non-finite loss or non-finite outputs mark the run ``failed`` with a reason.
 Per-layer metrics (:func:`gnnleaky.spectral.layer_records`) are recorded before training
 (``when="init"``) and with the best weights (``when="best"``).
 """
