@@ -15,7 +15,8 @@ cross-entropy on the training nodes (on the graph after DropEdge with ``dropedge
 every optimizer step the model is evaluated in eval mode and the epoch that ``selection``
 picks is kept (default: the best validation score, ties to the earliest; or the lowest
 validation loss, see :data:`~gnnleaky.bench.config.SELECTIONS`); training stops after
-``patience`` epochs without improvement. A non-finite loss or non-finite outputs mark the run ``failed`` with a reason.
+``patience`` epochs without improvement. A non-finite loss or non-finite outputs mark the
+run ``failed`` with a reason.
 Per-layer metrics (:func:`gnnleaky.spectral.layer_records`) are recorded before training
 (``when="init"``) and with the best weights (``when="best"``).
 """
