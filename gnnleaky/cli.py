@@ -25,6 +25,16 @@ def _words(text: str) -> list[str]:
     return text.replace(",", " ").split()
 
 
+def _residuals(text: str) -> list[bool | str]:
+    named = {"false": False, "true": True, "initial": "initial"}
+    out: list[bool | str] = []
+    for word in _words(text):
+        if word.lower() not in named:
+            raise argparse.ArgumentTypeError(f"expected false, true or initial, got {word!r}")
+        out.append(named[word.lower()])
+    return out
+
+
 def _int_at_least(lo: int) -> Callable[[str], int]:
     """An argparse type: an integer >= ``lo`` (argparse names the option in its error)."""
 
@@ -96,6 +106,14 @@ def _parser() -> argparse.ArgumentParser:
         help="label rates: random splits with k training nodes per class, e.g. 5,10,20,50 "
         "(the splits list gives their seeds)",
     )
+    s.add_argument(
+        "--norms", type=_words, help="override norms: none,batch_norm,layer_norm,pairnorm,..."
+    )
+    s.add_argument(
+        "--residual", type=_residuals, help="override residual connections: false,true,initial"
+    )
+    s.add_argument("--jk", type=_words, help="override jumping knowledge: none,last,cat,max")
+    s.add_argument("--dropedge", type=_floats, help="override DropEdge rates, e.g. 0,0.3")
     s.add_argument("--seeds", type=_ints, help="override seeds, e.g. 0,1,2")
     s.add_argument("--epochs", type=_positive, help="override epochs")
     s.add_argument("--hidden-channels", type=_positive, dest="hidden_channels")
@@ -162,13 +180,27 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from gnnleaky.bench.sweep import plan, run_sweep
 
     cfg = load_config(args.config)
+    datasets = args.datasets
+    if datasets is not None:  # a name the config has keeps its params and settings
+        entries = {}
+        for entry in cfg.to_dict()["datasets"]:
+            if isinstance(entry, dict):
+                entries.setdefault(
+                    str(entry["label"] if entry.get("label") else entry["name"]).lower(), entry
+                )
+                entries.setdefault(str(entry["name"]).lower(), entry)
+        datasets = [entries.get(name.lower(), name) for name in datasets]
     cfg = cfg.replace(
-        datasets=args.datasets,
+        datasets=datasets,
         convs=args.convs,
         depths=args.depths,
         alphas=args.alphas,
         activations=args.activations,
         seeds=args.seeds,
+        norms=args.norms,
+        residual=args.residual,
+        jk=args.jk,
+        dropedge=args.dropedge,
         epochs=args.epochs,
         hidden_channels=args.hidden_channels,
         lr=args.lr,
@@ -177,11 +209,33 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     )
     out = Path(args.out or f"results/{cfg.name}.sqlite")
     if args.dry_run:
+        from gnnleaky.bench.train import stack_reason
+
         groups = plan(cfg, max_group=args.max_group)
         print(f"{cfg.name}: {sum(map(len, groups))} runs in {len(groups)} groups -> {out}")
         for g in groups:
             r = g[0]
-            print(f"  {r.dataset_label:>16} {r.conv:>5} depth {r.num_layers:>3}: {len(g)} runs")
+            remedies = " ".join(
+                f"{name}={value}"
+                for name, value, off in (
+                    ("norm", r.norm, "none"),
+                    ("residual", r.residual, False),
+                    ("jk", r.jk, "none"),
+                    ("dropedge", r.dropedge, 0.0),
+                    ("model", r.model, None),
+                )
+                if value != off or type(value) is not type(off)
+            )
+            reason = None if args.no_stack else stack_reason(r)
+            how = (
+                "stacked"
+                if reason is None and not args.no_stack
+                else f"one by one ({reason or '--no-stack'})"
+            )
+            print(
+                f"  {r.dataset_label:>16} {r.conv:>5} depth {r.num_layers:>3}"
+                f"{' ' + remedies if remedies else ''}: {len(g)} runs, {how}"
+            )
         return 0
     summary = run_sweep(
         cfg,

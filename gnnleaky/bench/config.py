@@ -57,7 +57,75 @@ def _freeze(params: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
 #: :attr:`RunConfig.key` while at their default, so that every stored run keeps its key.
 #: A new field goes here (with a default that reproduces the earlier behaviour).
 KEY_OPTIONAL_FIELDS: frozenset[str] = frozenset(
-    {"task", "task_params", "positive_slope", "train_per_class"}
+    {
+        "norm",
+        "residual",
+        "jk",
+        "dropedge",
+        "selection",
+        "weight_decay_groups",
+        "init",
+        "model",
+        "task",
+        "task_params",
+        "positive_slope",
+        "train_per_class",
+    }
+)
+
+#: Norm layers of a sweep (``norms``): name -> (PyG norm name, its arguments). The
+#: arguments that depend on the run (``groups`` of DiffGroupNorm: the number of classes)
+#: are filled in by :meth:`RunConfig.model_kwargs`.
+NORMS: dict[str, tuple[str | None, dict[str, Any]]] = {
+    "none": (None, {}),
+    "batch_norm": ("batch_norm", {}),
+    "layer_norm": ("layer_norm", {"mode": "node"}),
+    "pairnorm": ("pairnorm", {}),
+    "diffgroup_norm": ("diffgroup_norm", {}),
+}
+
+#: Residual connections of a sweep (``residual``): ``False`` none, ``True`` each layer's
+#: input added to its output, ``"initial"`` the first layer's output added to every later
+#: layer's (see :class:`gnnleaky.nn.LeakyGNN`).
+RESIDUALS: tuple[Any, ...] = (False, True, "initial")
+
+#: Jumping-knowledge modes of a sweep (``jk``; ``"none"``: no jumping knowledge).
+JK_MODES: tuple[str, ...] = ("none", "last", "cat", "max", "lstm")
+
+#: What selects a run's best epoch (``selection``): ``"val"`` the best validation score
+#: (eval mode, ties to the earliest epoch), ``"val_loss"`` the lowest validation loss in
+#: eval mode, ``"val_loss_train"`` the lowest validation loss of the training forward
+#: pass (train mode, dropout on, weights before the step; the weights after that step
+#: are kept).
+SELECTIONS: dict[str, tuple[str, str]] = {
+    "val": ("val", "max"),
+    "val_loss": ("val_loss", "min"),
+    "val_loss_train": ("val_loss_train", "min"),
+}
+
+#: Weight initialisations (``init``): ``"pyg"`` the layers' own, ``"fan_out_uniform"``
+#: every graph convolution's weight and bias drawn from
+#: :math:`\mathcal U(-1/\sqrt{F_{out}}, 1/\sqrt{F_{out}})` as in Kipf & Welling's
+#: ``GraphConvolution`` (and the GCNII and DropEdge repositories); other layers keep
+#: their own initialisation.
+INITS: tuple[str, ...] = ("pyg", "fan_out_uniform")
+
+#: Dataset parameters every dataset takes in a sweep (beside :func:`gnnleaky.datasets.load`'s
+#: own): ``normalize_features`` divides every feature row by its sum (all-zero rows stay
+#: zero), as the Planetoid recipes of Kipf & Welling do.
+FEATURE_PARAMS: dict[str, Any] = {"normalize_features": False}
+
+#: Training settings a dataset entry may set for its own runs (``settings``).
+DATASET_SETTINGS: tuple[str, ...] = (
+    "hidden_channels",
+    "lr",
+    "weight_decay",
+    "weight_decay_groups",
+    "dropout",
+    "epochs",
+    "patience",
+    "selection",
+    "init",
 )
 
 
@@ -103,11 +171,24 @@ class RunConfig:
     task_params: tuple[tuple[str, Any], ...] = ()
     positive_slope: float | None = None
     train_per_class: int | None = None
+    norm: str = "none"
+    residual: bool | str = False
+    jk: str = "none"
+    dropedge: float = 0.0
+    selection: str = "val"
+    weight_decay_groups: tuple[tuple[str, float], ...] = ()
+    init: str = "pyg"
+    model: str | None = None
 
     def __post_init__(self) -> None:
         # Lists from YAML/JSON become tuples so that configs stay hashable.
         object.__setattr__(self, "dataset_params", _freeze(dict(self.dataset_params)))
         object.__setattr__(self, "task_params", _freeze(dict(self.task_params)))
+        object.__setattr__(
+            self,
+            "weight_decay_groups",
+            tuple((str(k), float(v)) for k, v in dict(self.weight_decay_groups).items()),
+        )
         object.__setattr__(self, "metrics", tuple(self.metrics))
         if self.prelu_bounds is not None:
             object.__setattr__(self, "prelu_bounds", tuple(float(b) for b in self.prelu_bounds))
@@ -121,6 +202,7 @@ class RunConfig:
         d["task_params"] = dict(self.task_params)
         d["metrics"] = list(self.metrics)
         d["prelu_bounds"] = list(self.prelu_bounds) if self.prelu_bounds else None
+        d["weight_decay_groups"] = dict(self.weight_decay_groups)
         return d
 
     @property
@@ -129,7 +211,7 @@ class RunConfig:
         d = self.to_dict()
         plain = RunConfig().to_dict()  # the defaults as to_dict writes them
         for name in KEY_OPTIONAL_FIELDS:
-            if name in d and d[name] == plain[name]:
+            if name in d and d[name] == plain[name] and type(d[name]) is type(plain[name]):
                 del d[name]
         text = json.dumps(_canonical(d), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -159,6 +241,14 @@ class RunConfig:
             self.task,
             self.task_params,
             self.train_per_class,
+            self.norm,
+            self.residual,
+            self.jk,
+            self.dropedge,
+            self.selection,
+            self.weight_decay_groups,
+            self.init,
+            self.model,
         )
 
     @property
@@ -181,7 +271,7 @@ class RunConfig:
             act_kwargs = {"positive_slope": self.positive_slope}
             if self.act == "scaled_leaky_relu":
                 act_kwargs["negative_slope"] = self.negative_slope
-        return {
+        kwargs: dict[str, Any] = {
             "in_channels": in_channels,
             "hidden_channels": self.hidden_channels,
             "num_layers": self.num_layers,
@@ -191,17 +281,29 @@ class RunConfig:
             "act_kwargs": act_kwargs,
             "conv": self.conv,
         }
+        norm, norm_kwargs = NORMS[self.norm]
+        if norm is not None:
+            norm_kwargs = dict(norm_kwargs)
+            if self.norm == "diffgroup_norm":
+                norm_kwargs["groups"] = out_channels  # one group per class, as in its paper
+            kwargs.update(norm=norm, norm_kwargs=norm_kwargs)
+        if self.residual is not False:
+            kwargs["residual"] = self.residual
+        if self.jk != "none":
+            kwargs["jk"] = self.jk
+        return kwargs
 
 
 def _dataset_entry(entry: Any) -> tuple[str, dict[str, Any], str]:
-    """Normalize a dataset entry: ``"cora"`` or ``{name, params, label}``."""
+    """Normalize a dataset entry: ``"cora"`` or ``{name, params, label, settings}``
+    (``settings``: see :func:`_dataset_settings`)."""
     if isinstance(entry, str):
         return entry.lower(), {}, entry.lower()
     if isinstance(entry, Mapping):
-        unknown = sorted(set(entry) - {"name", "params", "label"}, key=repr)
+        unknown = sorted(set(entry) - {"name", "params", "label", "settings"}, key=repr)
         if unknown:
             raise ConfigError(
-                f"datasets entry has unknown keys {unknown}; allowed: name, params, label"
+                f"datasets entry has unknown keys {unknown}; allowed: name, params, label, settings"
             )
         if not isinstance(entry.get("name"), str):
             raise ConfigError(f"datasets entry needs a 'name' string, got {dict(entry)!r}")
@@ -215,6 +317,25 @@ def _dataset_entry(entry: Any) -> tuple[str, dict[str, Any], str]:
         _check_label(name, label)
         return name, dict(params), label
     raise ConfigError(f"datasets entries must be a name or a mapping, got {entry!r}")
+
+
+def _dataset_settings(entry: Any) -> dict[str, Any]:
+    """The training settings a dataset entry sets for its own runs (``settings``: a
+    mapping of :data:`DATASET_SETTINGS` to values that replace the sweep's)."""
+    if not isinstance(entry, Mapping):
+        return {}
+    settings = entry.get("settings") or {}
+    if isinstance(settings, tuple):
+        settings = dict(settings)
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f"datasets[{entry.get('name')}].settings must be a mapping")
+    unknown = sorted(set(settings) - set(DATASET_SETTINGS), key=repr)
+    if unknown:
+        raise ConfigError(
+            f"datasets[{entry.get('name')}].settings: unknown keys {unknown}; "
+            f"allowed: {list(DATASET_SETTINGS)}"
+        )
+    return dict(settings)
 
 
 def _check_label(name: str, label: str) -> None:
@@ -236,8 +357,17 @@ def _dataset_params(name: str) -> dict[str, Any]:
     from gnnleaky import datasets as ds
 
     if name == "csbm":
-        return {k: p.default for k, p in inspect.signature(ds.make_csbm).parameters.items()}
-    return {"split": "public"}
+        own = {k: p.default for k, p in inspect.signature(ds.make_csbm).parameters.items()}
+        return {**own, **FEATURE_PARAMS}
+    return {"split": "public", **FEATURE_PARAMS}
+
+
+def load_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A dataset entry's params split into :func:`gnnleaky.datasets.load`'s own and the
+    feature transforms of :data:`FEATURE_PARAMS` (with their defaults filled in)."""
+    load = {k: v for k, v in params.items() if k not in FEATURE_PARAMS}
+    feats = {k: params.get(k, v) for k, v in FEATURE_PARAMS.items()}
+    return load, feats
 
 
 def check_splits(name: str, params: Mapping[str, Any], label: str, splits: Iterable[int]) -> None:
@@ -255,7 +385,7 @@ def check_splits(name: str, params: Mapping[str, Any], label: str, splits: Itera
     """
     from gnnleaky import datasets as ds
 
-    kwargs = {k: v for k, v in params.items() if k != "split"}
+    kwargs = {k: v for k, v in load_params(params)[0].items() if k != "split"}
     try:
         count = ds.num_splits(name, params.get("split", "public"), **kwargs)
     except (TypeError, ValueError) as err:
@@ -301,6 +431,24 @@ class SweepConfig:
         task (str): What each run optimizes: ``node_classification`` (default),
             ``link_prediction``, ``contrastive`` (see :data:`gnnleaky.bench.tasks.TASKS`).
         task_params (dict): The task's parameters (unset ones take the task's defaults).
+        norms (list[str]): Norm layers (:data:`NORMS`): ``none``, ``batch_norm``,
+            ``layer_norm``, ``pairnorm``, ``diffgroup_norm``.
+        residual (list): Residual connections (:data:`RESIDUALS`): ``false``, ``true``,
+            ``initial``.
+        jk (list[str]): Jumping knowledge (:data:`JK_MODES`): ``none``, ``last``,
+            ``cat``, ``max``, ``lstm``.
+        dropedge (list[float]): DropEdge rates: the share of edges dropped, drawn anew
+            in every training epoch (seeded by the run's seed); evaluation sees the
+            whole graph.
+        selection (str): What selects the best epoch (:data:`SELECTIONS`).
+        weight_decay_groups (dict, optional): Weight decay by parameter name: the first
+            part of a parameter's name (e.g. ``convs``, ``lins``) -> its decay; the other
+            parameters get ``weight_decay`` (PReLU slopes none).
+        init (str): Weight initialisation (:data:`INITS`).
+        model (str, optional): ``"package.module:factory"``: a function
+            ``factory(run_config, in_channels, out_channels)`` that returns the model
+            of a run (any ``torch.nn.Module`` called as ``model(x, edge_index)``)
+            instead of the built-in ``conv``.
 
     Example:
         >>> cfg = SweepConfig(datasets=["csbm"], depths=[2, 4], activations=["relu",
@@ -330,9 +478,33 @@ class SweepConfig:
     metrics: tuple[str, ...] = ("dirichlet", "rayleigh", "hf_ratio")
     task: str = "node_classification"
     task_params: Any = ()
+    norms: tuple[str, ...] = ("none",)
+    residual: tuple[Any, ...] = (False,)
+    jk: tuple[str, ...] = ("none",)
+    dropedge: tuple[float, ...] = (0.0,)
+    selection: str = "val"
+    weight_decay_groups: tuple[tuple[str, float], ...] | None = None
+    init: str = "pyg"
+    model: str | None = None
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        for f, none in (("norms", "none"), ("jk", "none"), ("residual", False)):
+            value = getattr(self, f)
+            if value is None:
+                object.__setattr__(self, f, (none,))
+            elif isinstance(value, (list, tuple)):
+                object.__setattr__(self, f, tuple(none if v is None else v for v in value))
+        if self.weight_decay_groups is not None:
+            groups = self.weight_decay_groups
+            if isinstance(groups, tuple):
+                groups = dict(groups)
+            if not isinstance(groups, Mapping):
+                raise ConfigError(
+                    "weight_decay_groups must be a mapping of parameter-name prefixes "
+                    f"to weight decays, got {groups!r}"
+                )
+            object.__setattr__(self, "weight_decay_groups", _freeze(groups))
         for f in (
             "datasets",
             "convs",
@@ -345,6 +517,10 @@ class SweepConfig:
             "metrics",
             "positive_slopes",
             "train_per_class",
+            "norms",
+            "residual",
+            "jk",
+            "dropedge",
         ):
             value = getattr(self, f)
             if f != "datasets" and (
@@ -459,15 +635,41 @@ class SweepConfig:
         for m in self.metrics:
             if not isinstance(m, str) or m not in METRICS:  # the probe's registry
                 raise ConfigError(f"metrics: unknown metric {m!r}; allowed: {list(METRICS)}")
-        ints("hidden_channels", [self.hidden_channels], 1)
-        ints("epochs", [self.epochs], 1)
-        if self.patience is not None:
-            ints("patience", [self.patience], 1)
-        floats("lr", [self.lr], 0.0)
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        floats("weight_decay", [self.weight_decay], 0.0)
-        floats("dropout", [self.dropout], 0.0, 0.99)
+        for n in self.norms:
+            if n not in NORMS:
+                raise ConfigError(f"norms: unknown norm {n!r}; allowed: {list(NORMS)}")
+        for r in self.residual:
+            if not (isinstance(r, bool) or r == "initial"):
+                raise ConfigError(f"residual: got {r!r}; allowed: false, true, initial")
+        for j in self.jk:
+            if j not in JK_MODES:
+                raise ConfigError(f"jk: unknown mode {j!r}; allowed: {list(JK_MODES)}")
+        floats("dropedge", self.dropedge, 0.0, 0.99)
+        if self.model is None and "gcnii" in self.convs:
+            remedies = [
+                f"{name}={list(v)}"
+                for name, v, off in (
+                    ("norms", self.norms, "none"),
+                    ("residual", self.residual, False),
+                    ("jk", self.jk, "none"),
+                )
+                if any(x != off or type(x) is not type(off) for x in v)
+            ]
+            if remedies:
+                raise ConfigError(
+                    f"convs: gcnii has its own initial residual and no norm or jumping "
+                    f"knowledge; {', '.join(remedies)} apply to the other convs only "
+                    "(use a separate sweep for them)"
+                )
+        if self.model is not None:
+            resolve_model(self.model)
+        _check_settings("", self._settings(), ints, floats)
+        for entry in self.datasets:
+            entry = dict(entry) if isinstance(entry, tuple) else entry
+            settings = _dataset_settings(entry)
+            if settings:
+                where = f"datasets[{entry['name']}].settings."
+                _check_settings(where, {**self._settings(), **settings}, ints, floats)
         self._check_task()
 
     def _check_task(self) -> None:
@@ -491,6 +693,14 @@ class SweepConfig:
         except ValueError as err:
             raise ConfigError(str(err)) from None
         object.__setattr__(self, "task_params", _freeze(normal))
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            k: getattr(self, k)
+            if k != "weight_decay_groups"
+            else dict(self.weight_decay_groups or ())
+            for k in DATASET_SETTINGS
+        }
 
     # -- expansion --------------------------------------------------------------------
     def _activation_grid(self) -> list[tuple[str, float, str | None, float | None]]:
@@ -516,7 +726,7 @@ class SweepConfig:
     def expand(self) -> list[RunConfig]:
         """All runs of the grid, in a deterministic order (duplicates removed)."""
         runs: dict[str, RunConfig] = {}
-        for entry, per_class, conv, depth, (
+        for entry, per_class, conv, depth, norm, residual, jk, rate, (
             act,
             slope,
             mode,
@@ -526,11 +736,17 @@ class SweepConfig:
             dict.fromkeys(self.train_per_class),
             self.convs,
             self.depths,
+            self.norms,
+            dict.fromkeys(self.residual),
+            self.jk,
+            self.dropedge,
             self._activation_grid(),
             self.splits,
             self.seeds,
         ):
-            name, params, label = _dataset_entry(dict(entry) if isinstance(entry, tuple) else entry)
+            entry = dict(entry) if isinstance(entry, tuple) else entry
+            name, params, label = _dataset_entry(entry)
+            settings = {**self._settings(), **_dataset_settings(entry)}
             run = RunConfig(
                 dataset=name,
                 dataset_params=_freeze(params),
@@ -538,24 +754,32 @@ class SweepConfig:
                 split=split,
                 conv=conv,
                 num_layers=depth,
-                hidden_channels=self.hidden_channels,
+                hidden_channels=settings["hidden_channels"],
                 act=act,
                 negative_slope=slope,
                 prelu_mode=mode,
                 prelu_bounds=tuple(self.prelu_bounds)
                 if (act == "prelu" and self.prelu_bounds)
                 else None,
-                dropout=self.dropout,
-                lr=self.lr,
-                weight_decay=self.weight_decay,
-                epochs=self.epochs,
-                patience=self.patience,
+                dropout=float(settings["dropout"]),
+                lr=float(settings["lr"]),
+                weight_decay=float(settings["weight_decay"]),
+                epochs=settings["epochs"],
+                patience=settings["patience"],
                 seed=seed,
                 metrics=self.metrics,
                 task=self.task,
                 task_params=self.task_params,
                 positive_slope=beta,
                 train_per_class=per_class,
+                norm=norm,
+                residual=residual,
+                jk=jk,
+                dropedge=float(rate),
+                selection=settings["selection"],
+                weight_decay_groups=_freeze(settings["weight_decay_groups"]),
+                init=settings["init"],
+                model=self.model,
             )
             runs.setdefault(run.key, run)
         return list(runs.values())
@@ -590,6 +814,9 @@ class SweepConfig:
                 ]
         d["prelu_bounds"] = list(self.prelu_bounds) if self.prelu_bounds else None
         d["task_params"] = dict(self.task_params)
+        d["weight_decay_groups"] = (
+            None if self.weight_decay_groups is None else dict(self.weight_decay_groups)
+        )
         return d
 
     def to_yaml(self) -> str:
@@ -600,6 +827,67 @@ class SweepConfig:
         """A copy with some fields overridden (``None`` values are ignored)."""
         merged = {**self.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
         return SweepConfig.from_dict(merged)
+
+
+def _check_settings(where: str, settings: Mapping[str, Any], ints: Any, floats: Any) -> None:
+    """Check the training settings (:data:`DATASET_SETTINGS`) of a sweep or of one of its
+    dataset entries (``where`` prefixes the names in the errors)."""
+    ints(f"{where}hidden_channels", [settings["hidden_channels"]], 1)
+    ints(f"{where}epochs", [settings["epochs"]], 1)
+    if settings["patience"] is not None:
+        ints(f"{where}patience", [settings["patience"]], 1)
+    floats(f"{where}lr", [settings["lr"]], 0.0)
+    if settings["lr"] <= 0:
+        raise ConfigError(f"{where}lr must be > 0, got {settings['lr']}")
+    floats(f"{where}weight_decay", [settings["weight_decay"]], 0.0)
+    floats(f"{where}dropout", [settings["dropout"]], 0.0, 0.99)
+    if settings["selection"] not in SELECTIONS:
+        raise ConfigError(
+            f"{where}selection: unknown rule {settings['selection']!r}; allowed: {list(SELECTIONS)}"
+        )
+    if settings["init"] not in INITS:
+        raise ConfigError(
+            f"{where}init: unknown initialisation {settings['init']!r}; allowed: {list(INITS)}"
+        )
+    groups = settings["weight_decay_groups"]
+    if not isinstance(groups, Mapping):
+        raise ConfigError(f"{where}weight_decay_groups must be a mapping, got {groups!r}")
+    for prefix, decay in groups.items():
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigError(
+                f"{where}weight_decay_groups: keys must be parameter-name prefixes "
+                f"(e.g. convs), got {prefix!r}"
+            )
+        floats(f"{where}weight_decay_groups.{prefix}", [decay], 0.0)
+
+
+def resolve_model(spec: str) -> Any:
+    """The model factory named by ``"package.module:factory"``; raises
+    :class:`ConfigError` if it cannot be imported or is not callable.
+
+    Example:
+        >>> resolve_model("gnnleaky.nn:GCN").__name__
+        'GCN'
+    """
+    import importlib
+
+    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
+        raise ConfigError(f"model must be 'package.module:factory', got {spec!r}")
+    module_name, attr = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # an import can fail in any way
+        raise ConfigError(
+            f"model {spec!r}: cannot import module {module_name!r}: {type(err).__name__}: {err}"
+        ) from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"model {spec!r}: module {module_name!r} has no {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ConfigError(f"model {spec!r}: {attr!r} is not callable")
+    return obj
 
 
 def presets() -> list[str]:

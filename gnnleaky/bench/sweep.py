@@ -12,6 +12,7 @@ the sweep goes on.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import os
 import signal
@@ -24,11 +25,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gnnleaky.bench.config import RunConfig, SweepConfig, check_splits
+import torch
+
+from gnnleaky.bench.config import RunConfig, SweepConfig, check_splits, load_params
 from gnnleaky.bench.store import ResultsStore, check_writable
 from gnnleaky.bench.tasks import DEFAULT_TASK
 
-__all__ = ["BACKENDS", "SweepSummary", "check_data", "plan", "run_sweep", "split_groups"]
+__all__ = [
+    "BACKENDS",
+    "SweepSummary",
+    "check_data",
+    "check_model",
+    "load_data",
+    "plan",
+    "run_sweep",
+    "split_groups",
+]
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +135,6 @@ def _check_max_group(max_group: int | None) -> None:
 def _data_loader(root: str | None) -> Callable[[RunConfig], tuple[Any, Any]]:
     """A per-process cache of graphs, each with its :class:`~gnnleaky.spectral.GraphCache`
     (normalized operators, eigenbasis) built once and shared by all groups on that graph."""
-    from gnnleaky import datasets
     from gnnleaky.spectral import GraphCache
 
     cache: dict[tuple, tuple[Any, Any]] = {}
@@ -132,11 +143,38 @@ def _data_loader(root: str | None) -> Callable[[RunConfig], tuple[Any, Any]]:
         key = (run.dataset, run.dataset_params)
         if key not in cache:
             cache.clear()  # groups arrive dataset by dataset: keep one graph in memory
-            data = datasets.load(run.dataset, root=root, **dict(run.dataset_params))
+            data = load_data(run, root)
             cache[key] = (data, GraphCache(data.edge_index, data.num_nodes, symmetrize=True))
         return cache[key]
 
     return get
+
+
+def load_data(run: RunConfig, root: str | None = None) -> Any:
+    """The graph a run trains on: :func:`gnnleaky.datasets.load` with the run's dataset
+    params, then the feature transforms of :data:`~gnnleaky.bench.config.FEATURE_PARAMS`
+    (``normalize_features``: every row divided by its sum, all-zero rows stay zero).
+
+    Example:
+        >>> run = RunConfig(dataset="csbm", dataset_params={"num_nodes": 30,
+        ...                 "normalize_features": True})
+        >>> x = load_data(run).x
+        >>> bool(((x.sum(1) - 1).abs() < 1e-5).all())
+        True
+    """
+    from gnnleaky import datasets
+
+    kwargs, feats = load_params(dict(run.dataset_params))
+    data = datasets.load(run.dataset, root=root, **kwargs)
+    if feats["normalize_features"]:
+        x = data.x.float()
+        if bool((x < 0).any()):
+            # a row sum of signed features is no normaliser: shift first, as PyG's
+            # NormalizeFeatures does (the recipes that use it have non-negative features)
+            x = x - x.min()
+        rows = x.sum(dim=1, keepdim=True)
+        data.x = x / torch.where(rows > 0, rows, torch.ones_like(rows))
+    return data
 
 
 def check_data(config: SweepConfig | Sequence[RunConfig], root: str | None = None) -> None:
@@ -162,6 +200,36 @@ def check_data(config: SweepConfig | Sequence[RunConfig], root: str | None = Non
         missing = [f for f in files if not f.is_file()]
         if missing:
             raise datasets.DatasetNotFoundError(name, datasets.data_root(root), files, missing)
+
+
+def check_model(
+    config: SweepConfig | Sequence[RunConfig],
+    root: str | None = None,
+    model_fn: Callable[..., Any] | None = None,
+) -> None:
+    """Before any run starts: build the model of the first run on each graph with the
+    runs' model factory (``model_fn``, else the config's ``model``; nothing to do for the
+    built-in convs) and raise :class:`~gnnleaky.bench.config.ConfigError` if the factory
+    cannot be imported, raises, or returns something that is not a ``torch.nn.Module``."""
+    from gnnleaky.bench.config import ConfigError
+    from gnnleaky.bench.train import build_model
+
+    firsts: dict[tuple, RunConfig] = {}
+    for run in _runs(config):
+        if model_fn is not None or run.model is not None:
+            firsts.setdefault((run.dataset, run.dataset_params), run)
+    for run in firsts.values():
+        data = load_data(run, root)
+        out = int(getattr(data, "num_classes", 0) or int(data.y.max()) + 1)
+        try:
+            build_model(run, data.num_features, out, model_fn=model_fn)
+        except ConfigError:
+            raise
+        except Exception as err:
+            raise ConfigError(
+                f"model {run.model!r} raised {type(err).__name__} when built for "
+                f"{run.dataset_label!r}: {err}"
+            ) from err
 
 
 def _failed(run: RunConfig, err: BaseException) -> Any:
@@ -193,14 +261,16 @@ def _failed(run: RunConfig, err: BaseException) -> Any:
     )
 
 
-def _train(group: Sequence[RunConfig], graph: tuple[Any, Any], stacked: bool) -> list[Any]:
+def _train(
+    group: Sequence[RunConfig], graph: tuple[Any, Any], stacked: bool, model_fn: Any = None
+) -> list[Any]:
     """Train a group; if it raises, train its runs one by one so that one bad run (an
     error, or a stack too large for memory) fails alone and the sweep goes on."""
     from gnnleaky.bench.train import train_group
 
     data, cache = graph
     try:
-        return train_group(data, list(group), stacked=stacked, cache=cache)
+        return train_group(data, list(group), stacked=stacked, cache=cache, model_fn=model_fn)
     except Exception as err:
         if len(group) == 1 and not stacked:
             log.warning("run %s raised %s: stored as failed", group[0].key, err, exc_info=True)
@@ -211,7 +281,7 @@ def _train(group: Sequence[RunConfig], graph: tuple[Any, Any], stacked: bool) ->
     results = []
     for run in group:
         try:
-            results.extend(train_group(data, [run], stacked=False, cache=cache))
+            results.extend(train_group(data, [run], stacked=False, cache=cache, model_fn=model_fn))
         except Exception as err:
             log.warning("run %s raised %s: stored as failed", run.key, err, exc_info=True)
             results.append(_failed(run, err))
@@ -219,25 +289,33 @@ def _train(group: Sequence[RunConfig], graph: tuple[Any, Any], stacked: bool) ->
 
 
 def _run_group(
-    group: Sequence[RunConfig], get: Callable[[RunConfig], tuple[Any, Any]], stacked: bool
+    group: Sequence[RunConfig],
+    get: Callable[[RunConfig], tuple[Any, Any]],
+    stacked: bool,
+    model_fn: Any = None,
 ) -> list[Any]:
     """Load (or reuse) the group's graph, train the group, and add the loading time to
     the first result's ``timings``."""
     start = time.perf_counter()
     graph = get(group[0])
     loaded = time.perf_counter() - start
-    results = _train(group, graph, stacked)
+    results = _train(group, graph, stacked, model_fn)
     if results:
         results[0].timings = {**results[0].timings, "data": loaded}
     return results
 
 
 def _local(
-    groups: list[list[RunConfig]], *, root: str | None, stacked: bool, **_: Any
+    groups: list[list[RunConfig]],
+    *,
+    root: str | None,
+    stacked: bool,
+    model_fn: Any = None,
+    **_: Any,
 ) -> Iterator[list[Any]]:
     get = _data_loader(root)
     for group in groups:
-        yield _run_group(group, get, stacked)
+        yield _run_group(group, get, stacked, model_fn)
 
 
 def _ray_task(group: list[dict[str, Any]], root: str | None, stacked: bool) -> list[Any]:
@@ -421,6 +499,7 @@ def run_sweep(
     max_group: int | None = None,
     retry_failed: bool = False,
     progress: bool = False,
+    model_fn: Callable[..., Any] | None = None,
     **backend_kwargs: Any,
 ) -> SweepSummary:
     """Run every run of ``config`` that ``store_path`` does not hold yet.
@@ -438,6 +517,11 @@ def run_sweep(
             each group into one chunk per worker)
         retry_failed (bool, optional): Train failed runs again.
         progress (bool, optional): Show a progress bar with ETA (CLI).
+        model_fn (callable, optional): ``model_fn(run_config, in_channels, out_channels)``
+            -> the model of every run (any ``torch.nn.Module`` called as
+            ``model(x, edge_index)``), in place of the built-in ``conv`` or the config's
+            ``model``. Runs store ``model`` as ``"module:name"`` of the function, so that
+            their keys differ from the built-in models'. Local backend only.
         **backend_kwargs: ``workers`` for ``"processes"``; ``address`` and ``num_cpus``
             for Ray.
     """
@@ -445,8 +529,21 @@ def run_sweep(
         raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
     _check_max_group(max_group)
     start = time.perf_counter()
-    runs = config.expand()
+    if model_fn is not None:
+        if not callable(model_fn):
+            raise ValueError(f"model_fn must be callable, got {type(model_fn).__name__}")
+        if backend != "local":
+            raise ValueError(
+                f"model_fn works with backend='local' only (got {backend!r}); for other "
+                "backends name the factory in the config: model: 'package.module:factory'"
+            )
+        label = f"{getattr(model_fn, '__module__', '?')}:{getattr(model_fn, '__qualname__', '?')}"
+        config = config.replace(model=None)
+        runs = [dataclasses.replace(r, model=label) for r in config.expand()]
+    else:
+        runs = config.expand()
     check_data(runs, root)
+    check_model(runs, root, model_fn)
     summary = SweepSummary()
     store_path = Path(store_path)
     # An existing store is opened (and its schema checked) now; a new one is created only
@@ -486,6 +583,8 @@ def run_sweep(
 
             bar = tqdm(total=todo, unit="run", desc=config.name, dynamic_ncols=True)
         try:
+            if model_fn is not None:
+                backend_kwargs["model_fn"] = model_fn
             for results in BACKENDS[backend](
                 groups, root=root, stacked=stacked, max_group=max_group, **backend_kwargs
             ):

@@ -13,10 +13,13 @@ patience and fails on its own divergence, so the stored :class:`RunResult` is th
 one-by-one result up to float rounding.
 
 Protocol (per model, see :func:`gnnleaky.train.fit`): full-batch Adam with ``lr`` and
-``weight_decay`` (PReLU slopes exempt), cross-entropy on the training nodes; after every
-optimizer step the model is evaluated in eval mode and the epoch with the best validation
-score is kept (ties: the earliest); training stops after ``patience`` epochs without
-improvement. A non-finite loss or non-finite outputs mark the run ``failed`` with a reason.
+``weight_decay`` (PReLU slopes exempt; ``weight_decay_groups`` sets it by parameter name),
+cross-entropy on the training nodes (on the graph after DropEdge with ``dropedge``); after
+every optimizer step the model is evaluated in eval mode and the epoch that ``selection``
+picks is kept (default: the best validation score, ties to the earliest; or the lowest
+validation loss, see :data:`~gnnleaky.bench.config.SELECTIONS`); training stops after
+``patience`` epochs without improvement. A non-finite loss or non-finite outputs mark the
+run ``failed`` with a reason.
 Per-layer metrics (:func:`gnnleaky.spectral.layer_records`) are recorded before training
 (``when="init"``) and with the best weights (``when="best"``).
 """
@@ -28,17 +31,18 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from gnnleaky.bench.config import RunConfig
+from gnnleaky.bench.config import SELECTIONS, ConfigError, RunConfig, resolve_model
 from gnnleaky.bench.tasks import DEFAULT_TASK, runner
 from gnnleaky.engine import STACKABLE_CONVS, SeededDropout, StackedGNN, model_threads
-from gnnleaky.engine.stacked import act_spec
+from gnnleaky.engine.stacked import act_spec, check_stackable
 from gnnleaky.nn import ActivationSpec, LeakyGNN, slopes
+from gnnleaky.nn.activation import is_slope_parameter
 from gnnleaky.tasks import NodeClassification
 from gnnleaky.train import FitRecord, fit
 
@@ -47,6 +51,7 @@ __all__ = [
     "RunResult",
     "build_model",
     "default_max_group",
+    "stack_reason",
     "train_group",
     "train_run",
 ]
@@ -108,26 +113,122 @@ def _dropout_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
+@torch.no_grad()
+def _fan_out_uniform_(model: torch.nn.Module) -> None:
+    r"""Kipf & Welling's ``GraphConvolution`` initialisation on every graph convolution of
+    ``model.convs``: weight and bias :math:`\mathcal U(-1/\sqrt{F_{out}}, 1/\sqrt{F_{out}})`
+    (GCNConv's ``lin.weight`` is ``[out, in]``; GCN2Conv's ``weight1`` is square)."""
+    for conv in getattr(model, "convs", ()):
+        width = getattr(conv, "out_channels", None) or getattr(conv, "channels", None)
+        if not width:
+            raise ValueError(f"init='fan_out_uniform': {type(conv).__name__} has no width")
+        bound = 1.0 / math.sqrt(width)
+        for p in conv.parameters():
+            p.uniform_(-bound, bound)
+
+
 def build_model(
-    cfg: RunConfig, in_channels: int, out_channels: int, **extra: Any
+    cfg: RunConfig,
+    in_channels: int,
+    out_channels: int,
+    *,
+    model_fn: Callable[..., Any] | None = None,
+    **extra: Any,
 ) -> torch.nn.Module:
     """The run's model as the sweep builds it: initialised under ``cfg.seed`` (the
     caller's RNG state untouched), with its own dropout generator.
+
+    With ``cfg.model`` (or ``model_fn``) set, the model is
+    ``factory(cfg, in_channels, out_channels)``, built under the same seed; it must return
+    a ``torch.nn.Module``.
 
     Example:
         >>> model = build_model(RunConfig(num_layers=3, hidden_channels=8), 4, 2)
         >>> type(model).__name__, model.num_layers
         ('GCN', 3)
     """
+    factory = model_fn
+    if factory is None and cfg.model is not None:
+        factory = resolve_model(cfg.model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(cfg.seed))
+        if factory is not None:
+            model = factory(cfg, in_channels, out_channels)
+            if not isinstance(model, torch.nn.Module):
+                raise ConfigError(
+                    f"model {cfg.model or factory!r} returned {type(model).__name__}, "
+                    "not a torch.nn.Module"
+                )
+            return model
         model = LeakyGNN(**cfg.model_kwargs(in_channels, out_channels), **extra)
+        if cfg.init == "fan_out_uniform":
+            _fan_out_uniform_(model)
     model.dropout = SeededDropout(cfg.dropout, [_dropout_generator(cfg.seed)])
     return model
 
 
-def _build(cfg: RunConfig, task: NodeClassification, **extra: Any) -> torch.nn.Module:
-    return build_model(cfg, task.x.size(1), task.num_classes, **extra)
+def stack_reason(cfg: RunConfig) -> str | None:
+    """Why the runs of ``cfg``'s group are trained one by one (``None``: they are stacked
+    on the engine, :class:`~gnnleaky.engine.StackedGNN`).
+
+    Example:
+        >>> stack_reason(RunConfig()) is None
+        True
+        >>> stack_reason(RunConfig(norm="batch_norm"))
+        'stacking does not support norm layers (norm=None only)'
+    """
+    if cfg.model is not None:
+        return "a model factory's models are trained one by one"
+    if cfg.conv not in STACKABLE_CONVS:
+        return f"conv {cfg.conv!r} is not stackable (stackable: {list(STACKABLE_CONVS)})"
+    if cfg.dropedge > 0:
+        return "DropEdge draws one graph per model and epoch"
+    if cfg.weight_decay_groups:
+        return "weight decay by parameter name needs the model's own parameters"
+    kwargs = cfg.model_kwargs(4, 2)
+    kwargs["hidden_channels"] = 4
+    try:
+        with torch.random.fork_rng(devices=[]):  # the caller's RNG state untouched
+            check_stackable(LeakyGNN(**kwargs))
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def _build(
+    cfg: RunConfig, task: NodeClassification, model_fn: Any = None, **extra: Any
+) -> torch.nn.Module:
+    return build_model(cfg, task.x.size(1), task.num_classes, model_fn=model_fn, **extra)
+
+
+def _param_groups(cfg: RunConfig) -> Callable[[torch.nn.Module], list[dict[str, Any]]] | None:
+    """The optimizer's groups of a run with ``weight_decay_groups``: a parameter whose name
+    starts with a group's prefix (``convs`` matches ``convs.3.weight1``) gets that group's
+    decay, the others ``weight_decay``; PReLU slopes none."""
+    if not cfg.weight_decay_groups:
+        return None
+    prefixes = dict(cfg.weight_decay_groups)
+
+    def groups(module: torch.nn.Module) -> list[dict[str, Any]]:
+        is_slope = is_slope_parameter(module)
+        by_decay: dict[float, list[torch.nn.Parameter]] = {}
+        slope = []
+        for name, p in module.named_parameters():
+            if is_slope(p):
+                slope.append(p)
+                continue
+            decay = cfg.weight_decay
+            for prefix, value in prefixes.items():
+                if name == prefix or name.startswith(prefix + "."):
+                    decay = value
+                    break
+            by_decay.setdefault(decay, []).append(p)
+        out = [{"params": ps, "weight_decay": d} for d, ps in by_decay.items()]
+        if slope:
+            out.append({"params": slope, "weight_decay": 0.0})
+        return out
+
+    return groups
 
 
 def default_max_group(cfg: RunConfig, num_nodes: int) -> int:
@@ -217,6 +318,7 @@ def _fit(
     fit_start = time.perf_counter()
     with torch.random.fork_rng(devices=[]), compile_timer() as compiled:
         torch.manual_seed(int(cfg0.seed))
+        selection, mode = SELECTIONS[cfg0.selection]
         records = fit(
             module,
             task,
@@ -224,6 +326,9 @@ def _fit(
             patience=cfg0.patience,
             lr=cfg0.lr,
             weight_decay=cfg0.weight_decay,
+            param_groups=_param_groups(cfg0),
+            selection=selection,
+            mode=mode,
         )
     fit_end = time.perf_counter()
     wall = (fit_end - start) / len(cfgs)
@@ -241,12 +346,14 @@ def _task(data: Any, cfg: RunConfig) -> NodeClassification:
         from gnnleaky.datasets import per_class_split
 
         split = per_class_split(data, cfg.train_per_class, seed=cfg.split)
-        return NodeClassification(split, split=0, metric=_metric(cfg, data))
-    return NodeClassification(data, split=cfg.split, metric=_metric(cfg, data))
+        return NodeClassification(split, split=0, metric=_metric(cfg, data), drop_edge=cfg.dropedge)
+    return NodeClassification(
+        data, split=cfg.split, metric=_metric(cfg, data), drop_edge=cfg.dropedge
+    )
 
 
 # -- public API -------------------------------------------------------------------------------
-def train_run(data: Any, cfg: RunConfig, *, cache: Any = None) -> RunResult:
+def train_run(data: Any, cfg: RunConfig, *, cache: Any = None, model_fn: Any = None) -> RunResult:
     r"""Train one :class:`~gnnleaky.nn.LeakyGNN` as ``cfg`` says and return its result.
 
     Args:
@@ -256,6 +363,8 @@ def train_run(data: Any, cfg: RunConfig, *, cache: Any = None) -> RunResult:
         cfg (RunConfig): The run.
         cache (gnnleaky.spectral.GraphCache, optional): Spectral cache of this graph, to
             share between calls. (default: ``None``, built when needed)
+        model_fn (callable, optional): ``model_fn(cfg, in_channels, out_channels)`` builds
+            the model (default: ``cfg.model``'s factory, else the built-in ``cfg.conv``).
 
     Example:
         >>> from gnnleaky.datasets import load
@@ -267,12 +376,15 @@ def train_run(data: Any, cfg: RunConfig, *, cache: Any = None) -> RunResult:
     """
     if cfg.task != DEFAULT_TASK:
         return runner(cfg.task).runner()(data, cfg, cache=cache)
-    return _train_single(_task(data, cfg), cfg, cache)
+    return _train_single(_task(data, cfg), cfg, cache, model_fn)
 
 
-def _train_single(task: NodeClassification, cfg: RunConfig, cache: Any) -> RunResult:
-    extra = {"cached": True} if cfg.conv in ("gcn", "gcnii") else {}
-    return _fit(_build(cfg, task, **extra), [cfg], task, cache)[0]
+def _train_single(
+    task: NodeClassification, cfg: RunConfig, cache: Any, model_fn: Any = None
+) -> RunResult:
+    custom = model_fn is not None or cfg.model is not None
+    extra = {"cached": True} if cfg.conv in ("gcn", "gcnii") and not custom else {}
+    return _fit(_build(cfg, task, model_fn, **extra), [cfg], task, cache)[0]
 
 
 def train_group(
@@ -282,6 +394,7 @@ def train_group(
     stacked: bool = True,
     max_group: int | None = None,
     cache: Any = None,
+    model_fn: Any = None,
 ) -> list[RunResult]:
     r"""Train runs that share a graph and a shape, stacked where possible.
 
@@ -299,6 +412,7 @@ def train_group(
         max_group (int, optional): Most models per stack. (default: what fits
             :data:`GROUP_MEMORY_BUDGET`, see :func:`default_max_group`)
         cache (gnnleaky.spectral.GraphCache, optional): Spectral cache of this graph.
+        model_fn (callable, optional): The runs' model factory (see :func:`train_run`).
 
     Raises:
         ValueError: if the runs do not share ``group_key`` or ``cfgs`` is empty.
@@ -326,8 +440,8 @@ def train_group(
         run = runner(cfgs[0].task).runner()
         return [run(data, cfg, cache=cache) for cfg in cfgs]
     task = _task(data, cfgs[0])
-    if not stacked or cfgs[0].conv not in STACKABLE_CONVS:
-        return [_train_single(task, cfg, cache) for cfg in cfgs]
+    if not stacked or model_fn is not None or stack_reason(cfgs[0]) is not None:
+        return [_train_single(task, cfg, cache, model_fn) for cfg in cfgs]
     # activations the engine does not compute (ELU, a scaled ReLU, ...) train one by one
     alone = [i for i, cfg in enumerate(cfgs) if not _engine_activation(cfg)]
     out: dict[int, RunResult] = {i: _train_single(task, cfgs[i], cache) for i in alone}

@@ -263,6 +263,8 @@ def check_stackable(model: torch.nn.Module) -> None:
         )
     if hasattr(m, "jk") or hasattr(m, "lin") or m.jk_mode is not None:
         raise ValueError("stacking does not support jumping knowledge (jk=None only)")
+    if getattr(m, "initial_residual", False):
+        raise ValueError("stacking does not support the initial residual (residual='initial')")
     if any(not isinstance(n, torch.nn.Identity) for n in m.norms):
         raise ValueError("stacking does not support norm layers (norm=None only)")
     for c in m.convs:

@@ -129,8 +129,10 @@ class LeakyGNN(_pyg.BasicGNN):
         norm_kwargs (dict, optional): Arguments of the norm. (default: ``None``)
         jk (str, optional): Jumping knowledge mode (``"last"``, ``"cat"``, ``"max"``,
             ``"lstm"``). (default: ``None``)
-        residual (bool, optional): Add each layer's input to its output where the shapes
-            match (after dropout). (default: ``False``)
+        residual (bool or str, optional): ``True``: add each layer's input to its output
+            where the shapes match (after dropout); ``"initial"``: add the first layer's
+            output to every later layer's output where the shapes match (an initial
+            residual connection). (default: ``False``)
         conv (str, optional): With ``LeakyGNN(...)`` itself: the model to build
             (default ``"gcn"``); with a concrete class, its own name or ``None``.
         **kwargs: Arguments of the conv (e.g. ``add_self_loops``, ``heads``, ``aggr``).
@@ -178,7 +180,7 @@ class LeakyGNN(_pyg.BasicGNN):
         norm_kwargs: dict[str, Any] | None = None,
         jk: str | None = None,
         *,
-        residual: bool = False,
+        residual: bool | str = False,
         conv: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -197,8 +199,8 @@ class LeakyGNN(_pyg.BasicGNN):
         dropout = _check_dropout(dropout)
         if jk not in _JK_MODES:
             raise ValueError(f"jk must be one of {list(_JK_MODES)}, got {jk!r}")
-        if not isinstance(residual, bool):
-            raise ValueError(f"residual must be a bool, got {residual!r}")
+        if not (isinstance(residual, bool) or residual == "initial"):
+            raise ValueError(f"residual must be True, False or 'initial', got {residual!r}")
         spec = ActivationSpec(act, act_kwargs)
         # A plain attribute set before Module.__init__: init_conv (GIN, EdgeCNN) builds
         # the activations inside each layer's MLP from it.
@@ -217,7 +219,8 @@ class LeakyGNN(_pyg.BasicGNN):
             jk,
             **kwargs,
         )
-        self.residual = residual
+        self.residual = residual is True
+        self.initial_residual = residual == "initial"
         self.act_kwargs = dict(act_kwargs or {})
         # PyG's ``model.act``: here the template each layer's activation was built from
         # (not a submodule, not trained); the layers' own instances are ``acts``.
@@ -359,6 +362,7 @@ class LeakyGNN(_pyg.BasicGNN):
                 "'edge_weight' and 'edge_attr'"
             )
         xs: list[Tensor] = []
+        x0 = x
         for i, (conv, norm, act) in enumerate(zip(self.convs, self.norms, self.acts)):
             if not torch.jit.is_scripting() and num_sampled_nodes_per_hop is not None:
                 x, edge_index, value = self._trim(
@@ -406,6 +410,10 @@ class LeakyGNN(_pyg.BasicGNN):
                 post.append(x)
             if self.residual and x.shape == x_in.shape:
                 x = x + x_in
+            if i == 0:
+                x0 = x
+            elif self.initial_residual and x.shape == x0.shape:
+                x = x + x0
             if hasattr(self, "jk"):  # every layer is activated with jk
                 xs.append(x)
 
@@ -418,6 +426,11 @@ class LeakyGNN(_pyg.BasicGNN):
         self, layer: int, x: Tensor, edge_index: Tensor, batch_size: int
     ) -> Tensor:
         """One layer of :meth:`inference` (PyG's, with the layer's own activation)."""
+        if self.initial_residual:
+            raise NotImplementedError(
+                "layer-wise inference does not support residual='initial' (it needs the "
+                "first layer's output at every layer); call the model on the whole graph"
+            )
         x_in = x[:batch_size]
         x = self.convs[layer](x, edge_index)[:batch_size]
         if layer == self.num_layers - 1 and self.jk_mode is None:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_geometric.utils import dropout_edge
 
 from gnnleaky._validation import check_finite, check_graph
 from gnnleaky.nn.activation import slope_l1
@@ -43,7 +44,10 @@ class NodeClassification:
     (binary cross-entropy averaged over the tasks for multilabel ``y`` of shape
     ``[N, T]``; :math:`\lambda` is ``slope_penalty``, over the PReLU slopes). Scores:
     ``train``, ``val``, ``test`` with the metric (``"accuracy"`` or ``"roc_auc"``; default
-    the dataset's official one, else ``data.metric``, else accuracy) and ``val_loss``.
+    the dataset's official one, else ``data.metric``, else accuracy), ``val_loss`` (eval
+    mode) and ``val_loss_train``: the validation loss of the last training forward pass
+    (train mode, dropout on, the weights before that step's update), the quantity that
+    some published recipes (DropEdge's) select on.
 
     Args:
         data (torch_geometric.data.Data): ``x``, ``edge_index``, ``y`` and
@@ -53,6 +57,11 @@ class NodeClassification:
         metric (str, optional): ``"accuracy"`` or ``"roc_auc"``. (default: see above)
         slope_penalty (float, optional): :math:`\lambda`. (default: ``0.0``)
         x (torch.Tensor, optional): Features to use instead of ``data.x`` (e.g. shifted).
+        drop_edge (float, optional): DropEdge (Rong et al., 2020): in every training
+            forward pass each edge is dropped with this probability (PyG's
+            ``dropout_edge``, drawn from torch's global generator, which
+            :func:`gnnleaky.train.fit`'s callers seed); evaluation sees the whole graph.
+            (default: ``0.0``)
 
     Example:
         >>> from gnnleaky.datasets import load
@@ -69,6 +78,7 @@ class NodeClassification:
         metric: str | None = None,
         slope_penalty: float = 0.0,
         x: Tensor | None = None,
+        drop_edge: float = 0.0,
     ) -> None:
         for key in ("x", "edge_index", "y"):
             if getattr(data, key, None) is None:
@@ -114,17 +124,19 @@ class NodeClassification:
         self.metric = _metric_of(data, metric)
         self._score = scorer(self.metric)
         self.slope_penalty = check_finite("slope_penalty", slope_penalty, minimum=0.0)
+        self.drop_edge = check_finite("drop_edge", drop_edge, minimum=0.0)
+        if self.drop_edge >= 1.0:
+            raise ValueError(f"drop_edge must be in [0, 1), got {drop_edge!r}")
+        self._val_loss_train: list[float] | None = None
 
     def forward(self, bank: Bank) -> Tensor:
-        """The bank's outputs ``[K, N, C]``."""
-        args = (
-            (self.edge_index,)
-            if self.edge_weight is None
-            else (
-                self.edge_index,
-                self.edge_weight,
-            )
-        )
+        """The bank's outputs ``[K, N, C]`` (in training mode on the graph after DropEdge)."""
+        edge_index, edge_weight = self.edge_index, self.edge_weight
+        if self.drop_edge > 0 and bank.module.training:
+            edge_index, kept = dropout_edge(edge_index, p=self.drop_edge)
+            if edge_weight is not None:
+                edge_weight = edge_weight[kept]
+        args = (edge_index,) if edge_weight is None else (edge_index, edge_weight)
         return bank.stack(bank.module(self.x, *args))
 
     def _loss(self, out: Tensor, index: Tensor) -> Tensor:
@@ -147,7 +159,11 @@ class NodeClassification:
 
     def losses(self, bank: Bank) -> Tensor:
         """Training loss of each model of the bank: ``[K]``."""
-        loss = self._loss(self.forward(bank), self.index["train"])
+        out = self.forward(bank)
+        loss = self._loss(out, self.index["train"])
+        if self.index["val"].numel():
+            with torch.no_grad():
+                self._val_loss_train = self._loss(out, self.index["val"]).tolist()
         if self.slope_penalty > 0:
             module = bank.module
             penalty = module.slope_l1() if bank.stacked else slope_l1(module).view(1)
@@ -163,4 +179,8 @@ class NodeClassification:
             scores["val_loss"] = self._loss(out, self.index["val"]).tolist()
         else:
             scores["val_loss"] = [math.nan] * out.size(0)
+        train_mode = self._val_loss_train
+        if train_mode is None or len(train_mode) != out.size(0):
+            train_mode = [math.nan] * out.size(0)
+        scores["val_loss_train"] = train_mode
         return Evaluation(scores, finite)

@@ -49,7 +49,7 @@ def test_yaml_round_trip(tmp_path):
 
 
 def test_presets_load():
-    for name in ("quick", "planetoid", "heterophily", "ogb"):
+    for name in ("quick", "planetoid", "heterophily", "ogb", "gcnii", "dropedge-table"):
         assert load_config(name).expand()
     planetoid = load_config("planetoid")
     assert set(planetoid.depths) == {2, 4, 8, 16, 32, 64}

@@ -469,7 +469,7 @@ def test_gcnii_is_the_papers_network():
         ({"act": "prelu", "act_kwargs": {"bounds": (0.5, 0.1)}}, "lo <= hi"),
         ({"jk": "sum"}, "jk must be one of"),
         ({"dropout": 1.5}, "dropout must be in"),
-        ({"residual": "yes"}, "residual must be a bool"),
+        ({"residual": "yes"}, "residual must be True, False or 'initial'"),
         ({"act_kwargs": [1]}, "act_kwargs must be a dict"),
     ],
 )
