@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import statistics
 import tempfile
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from machine import cpu_name, load_avg
 from torch_geometric.nn.models import GCN
 
 from gnnleaky import datasets, spectral
@@ -69,24 +69,6 @@ def load_graph():
             params,
             "cSBM of Cora's size (Cora not found under GNNLEAKY_DATA)",
         )
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_avg() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:  # pragma: no cover
-        return float("nan")
 
 
 def peak_rss_gib() -> float:

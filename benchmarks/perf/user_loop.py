@@ -22,28 +22,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
+from machine import cpu_name, load_avg
 from torch_geometric.nn.models import GCN as PyGGCN
 
 from gnnleaky import datasets
 from gnnleaky.engine import accelerate
 from gnnleaky.nn import GCN
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_graph():
@@ -82,7 +71,7 @@ def main() -> None:
     print(
         f"user_loop on {label}: {data.num_nodes} nodes, {data.edge_index.size(1)} edges; "
         f"{cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}"
+        f"{torch.get_num_threads()} threads, load average {load_avg():.1f}"
     )
     kw = {"dropout": 0.5, "act": "leaky_relu", "act_kwargs": {"negative_slope": 0.2}}
     f, c = data.num_features, int(data.y.max()) + 1
