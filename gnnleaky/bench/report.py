@@ -240,8 +240,9 @@ def bootstrap_ci(
     x = x[np.isfinite(x)]
     if x.size < 2:
         return (float("nan"), float("nan"))
-    if np.ptp(x) == 0:
-        return (float(x[0]), float(x[0]))
+    if np.ptp(x) == 0:  # the mean as the table computes it (0.495 * 3 / 3 != 0.495)
+        m = float(np.mean(x))
+        return (m, m)
     res = stats.bootstrap(
         (x,),
         np.mean,
@@ -855,7 +856,8 @@ def _depth_plots(
             m = 100 * line["mean"].to_numpy(dtype=float)
             lo = 100 * line["ci_low"].to_numpy(dtype=float)
             hi = 100 * line["ci_high"].to_numpy(dtype=float)
-            err = np.vstack([np.nan_to_num(m - lo), np.nan_to_num(hi - m)])
+            # clipped: an interval of equal scores may miss its mean by a rounding error
+            err = np.clip(np.nan_to_num(np.vstack([m - lo, hi - m])), 0.0, None)
             color = "black" if setting == "relu" else cmap(i % 10)
             depths = line.num_layers.to_numpy()
             ax.errorbar(depths, m, yerr=err, color=color, capsize=3, lw=1.2, label=setting)

@@ -124,6 +124,21 @@ def test_bootstrap_ci_contains_the_mean_and_shrinks_with_n():
     assert bootstrap_ci([0.5, 0.5, 0.5]) == (0.5, 0.5)
 
 
+def test_report_draws_a_cell_of_equal_scores(tmp_path):
+    """Three seeds scoring 0.495 each: their mean is 0.49499999999999994 in floating point;
+    the interval must still contain it and the report must draw its error bar."""
+    path = tmp_path / "s.sqlite"
+    with ResultsStore(path) as store:
+        for seed in range(3):
+            for act, slope, score in (("relu", 0.0, 0.5 + 0.01 * seed), ("leaky_relu", 0.5, 0.495)):
+                cfg = RunConfig(num_layers=2, act=act, negative_slope=slope, seed=seed, metrics=())
+                store.add(_result(cfg, score), sweep="synthetic")
+    table = summary_table(load(path).runs).set_index("setting")
+    cell = table.loc["leaky 0.5"]
+    assert cell.ci_low <= cell["mean"] <= cell.ci_high
+    assert make_report(path, tmp_path / "report")  # raised ValueError from matplotlib before
+
+
 def test_summary_table_has_intervals(tmp_path):
     runs = load(_synthetic_store(tmp_path / "s.sqlite")).runs
     table = summary_table(runs)
