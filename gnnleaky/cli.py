@@ -211,8 +211,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         from gnnleaky.bench.train import stack_reason
 
-        groups = plan(cfg, max_group=args.max_group)
-        print(f"{cfg.name}: {sum(map(len, groups))} runs in {len(groups)} groups -> {out}")
+        done: set[str] = set()
+        if out.is_file() and out.stat().st_size > 0:  # what a run of this command would skip
+            from gnnleaky.bench.store import ResultsStore
+
+            with ResultsStore(out, readonly=True) as store:
+                done = store.finished_keys(include_failed=not args.retry_failed)
+        total = len(cfg.expand())
+        groups = plan(cfg, done, max_group=args.max_group)
+        todo = sum(map(len, groups))
+        print(
+            f"{cfg.name}: {total} runs; {total - todo} stored already, {todo} to train "
+            f"in {len(groups)} groups -> {out}"
+        )
         for g in groups:
             r = g[0]
             remedies = " ".join(

@@ -143,10 +143,23 @@ def test_missing_dataset_fails_before_any_run(tmp_path, capsys):
 
 def test_dry_run_and_plan_group_runs_by_shape(capsys, tiny_yaml):
     assert main(["sweep", str(tiny_yaml), "--dry-run"]) == 0
-    assert "12 runs in 2 groups" in capsys.readouterr().out
+    assert "12 runs; 0 stored already, 12 to train in 2 groups" in capsys.readouterr().out
     groups = plan(load_config(tiny_yaml), max_group=4)
     assert [len(g) for g in groups] == [4, 2, 4, 2]
     assert all(len({r.group_key for r in g}) == 1 for g in groups)
+
+
+def test_dry_run_counts_the_stored_runs_and_leaves_the_store_alone(capsys, tiny_yaml, tmp_path):
+    store = tmp_path / "r.sqlite"
+    argv = ["sweep", str(tiny_yaml), "--out", str(store), "--no-progress"]
+    assert main([*argv, "--seeds", "0", "--depths", "2"]) == 0  # 3 of the 12 runs
+    before = store.read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "12 runs; 3 stored already, 9 to train in 2 groups" in out
+    assert "depth   2: 3 runs" in out and "depth   4: 6 runs" in out
+    assert store.read_bytes() == before
 
 
 @pytest.mark.data
