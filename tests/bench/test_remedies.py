@@ -179,7 +179,7 @@ def test_dry_run_says_which_groups_are_stacked(tmp_path, capsys):
     path = tmp_path / "s.yaml"
     cfg = _sweep(norms=["none", "batch_norm"], dropedge=[0.0, 0.5])
     path.write_text(cfg.to_yaml())
-    assert main(["sweep", str(path), "--dry-run"]) == 0
+    assert main(["sweep", str(path), "--dry-run", "--out", str(tmp_path / "r.sqlite")]) == 0
     lines = capsys.readouterr().out.splitlines()[1:]
     assert len(lines) == 4
     assert sum(line.endswith("stacked") for line in lines) == 1
@@ -371,18 +371,19 @@ def test_cli_flags_override_the_remedy_axes(tmp_path, capsys):
     path = tmp_path / "s.yaml"
     path.write_text(_sweep().to_yaml())
     argv = ["sweep", str(path), "--dry-run", "--norms", "none,pairnorm", "--residual",
-            "false,initial", "--jk", "none,max", "--dropedge", "0,0.2"]  # fmt: skip
+            "false,initial", "--jk", "none,max", "--dropedge", "0,0.2",
+            "--out", str(tmp_path / "r.sqlite")]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert out.startswith("remedies: 16 runs in 16 groups")
+    assert out.startswith("remedies: 16 runs; 0 stored already, 16 to train in 16 groups")
     assert "norm=pairnorm residual=initial jk=max dropedge=0.2" in out
     assert main(["sweep", str(path), "--dry-run", "--residual", "sometimes"]) == 2
     assert "expected false, true or initial, got 'sometimes'" in capsys.readouterr().err
 
 
-def test_cli_dataset_override_keeps_the_presets_entry(capsys):
+def test_cli_dataset_override_keeps_the_presets_entry(capsys, tmp_path):
     assert main(["sweep", "dropedge-table", "--datasets", "citeseer", "--depths", "2",
-                 "--dry-run"]) == 0  # fmt: skip
+                 "--dry-run", "--out", str(tmp_path / "d.sqlite")]) == 0  # fmt: skip
     assert "citeseer   gcn depth   2: 5 runs, stacked" in capsys.readouterr().out
     cfg = load_config("dropedge-table")
     entry = next(e for e in cfg.to_dict()["datasets"] if e["name"] == "citeseer")

@@ -142,7 +142,10 @@ def test_missing_dataset_fails_before_any_run(tmp_path, capsys):
 
 
 def test_dry_run_and_plan_group_runs_by_shape(capsys, tiny_yaml):
-    assert main(["sweep", str(tiny_yaml), "--dry-run"]) == 0
+    assert (
+        main(["sweep", str(tiny_yaml), "--dry-run", "--out", str(tiny_yaml.parent / "r.sqlite")])
+        == 0
+    )
     assert "12 runs; 0 stored already, 12 to train in 2 groups" in capsys.readouterr().out
     groups = plan(load_config(tiny_yaml), max_group=4)
     assert [len(g) for g in groups] == [4, 2, 4, 2]
