@@ -11,21 +11,15 @@ One JSON line per sequence (resumes: lines already in --out are skipped).
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from grid import ACTS, appender, stored
+from grid import mean_std as _ms
 
 from gnnleaky.datasets import load
 from gnnleaky.tasks.continual import train_continual
-
-ACTS = {
-    "relu": ("relu", {}),
-    "leaky0.2": ("leaky_relu", {"negative_slope": 0.2}),
-    "leaky0.5": ("leaky_relu", {"negative_slope": 0.5}),
-}
 
 
 def main() -> None:
@@ -40,57 +34,45 @@ def main() -> None:
     ap.add_argument("--summary", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    done = {}
-    if args.out.exists():
-        for line in args.out.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["dataset"], r["setting"], r["method"], r["act"], r["seed"])] = r
+    done = stored(args.out, ("dataset", "setting", "method", "act", "seed"))
     if args.summary:
         summary(done.values())
         return
-    with args.out.open("a") as f:
+    with appender(args.out) as add:
         for ds in args.datasets:
             data = load(ds)
             for setting in args.settings:
                 for seed in range(args.seeds):
                     for method in ("finetune", "ewc"):
                         for act in args.acts:
-                            if (ds, setting, method, act, seed) in done:
-                                continue
-                            name, kw = ACTS[act]
-                            t0 = time.perf_counter()
-                            r = train_continual(
-                                data,
-                                setting=setting,
-                                method=method,
-                                act=name,
-                                act_kwargs=kw,
-                                hidden_channels=args.hidden,
-                                epochs=args.epochs,
-                                seed=seed,
-                            )
-                            row = dict(
-                                dataset=ds,
-                                setting=setting,
-                                method=method,
-                                act=act,
-                                seed=seed,
-                                status=r.status,
-                                acc=r.acc,
-                                ap=r.ap,
-                                af=r.af,
-                                drift=r.drift,
-                                seconds=time.perf_counter() - t0,
-                            )
-                            f.write(json.dumps(row) + "\n")
-                            f.flush()
-                            print(json.dumps(row), flush=True)
+                            if (ds, setting, method, act, seed) not in done:
+                                add(fit, data, ds, setting, method, act, seed, args)
 
 
-def _ms(values, scale=100.0, digits=1):
-    v = np.asarray(values, dtype=float) * scale
-    sd = v.std(ddof=1) if v.size > 1 else 0.0
-    return f"{v.mean():.{digits}f} ± {sd:.{digits}f}"
+def fit(data, ds, setting, method, act, seed, args) -> dict:
+    name, kw = ACTS[act]
+    r = train_continual(
+        data,
+        setting=setting,
+        method=method,
+        act=name,
+        act_kwargs=kw,
+        hidden_channels=args.hidden,
+        epochs=args.epochs,
+        seed=seed,
+    )
+    return dict(
+        dataset=ds,
+        setting=setting,
+        method=method,
+        act=act,
+        seed=seed,
+        status=r.status,
+        acc=r.acc,
+        ap=r.ap,
+        af=r.af,
+        drift=r.drift,
+    )
 
 
 def summary(rows) -> None:

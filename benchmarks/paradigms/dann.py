@@ -11,22 +11,17 @@ mean +- std over seeds per pair, activation and mode.
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from itertools import permutations
 from pathlib import Path
 
 import numpy as np
 import torch
+from grid import ACTS, appender, stored
+from grid import mean_std as _ms
 
 from gnnleaky.datasets import load
 from gnnleaky.tasks.domain_adversarial import WEBKB, check_domain_pair, csbm_pair, train_dann
 
-ACTS = {
-    "relu": ("relu", {}),
-    "leaky0.2": ("leaky_relu", {"negative_slope": 0.2}),
-    "leaky0.5": ("leaky_relu", {"negative_slope": 0.5}),
-}
 CSBM = {
     "csbm-shift": dict(shift=1.5),
     "csbm-homophily": dict(target_homophily=0.3),
@@ -52,57 +47,39 @@ def main() -> None:
     ap.add_argument("--summary", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    done = {}
-    if args.out.exists():
-        for line in args.out.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["pair"], r["act"], r["adapt"], r["seed"])] = r
+    done = stored(args.out, ("pair", "act", "adapt", "seed"))
     if args.summary:
         summary([r for r in done.values() if r["act"] in args.acts])
         return
-    with args.out.open("a") as f:
+    with appender(args.out) as add:
         for seed in range(args.seeds):
             for label, src, tgt, split in pairs(seed):
                 for act in args.acts:
-                    name, kw = ACTS[act]
                     for adapt in (False, True):
-                        if (label, act, adapt, seed) in done:
-                            continue
-                        t0 = time.perf_counter()
-                        r = train_dann(
-                            src,
-                            tgt,
-                            act=name,
-                            act_kwargs=kw,
-                            adapt=adapt,
-                            split=split,
-                            epochs=args.epochs,
-                            seed=seed,
-                        )
-                        row = dict(
-                            pair=label,
-                            act=act,
-                            adapt=adapt,
-                            seed=seed,
-                            status=r.status,
-                            best_epoch=r.best_epoch,
-                            source_val=r.source_val,
-                            source_test=r.source_test,
-                            target=r.target,
-                            domain_acc=r.domain_acc,
-                            share=r.share["first"],
-                            inactive=r.share["inactive"][0],
-                            share_mean=r.share_mean,
-                            seconds=time.perf_counter() - t0,
-                        )
-                        f.write(json.dumps(row) + "\n")
-                        f.flush()
-                        print(json.dumps(row), flush=True)
+                        if (label, act, adapt, seed) not in done:
+                            add(fit, label, src, tgt, split, act, adapt, seed, args)
 
 
-def _ms(values):
-    v = np.asarray(values, dtype=float)
-    return f"{100 * v.mean():5.1f} ± {100 * v.std(ddof=1) if v.size > 1 else 0:4.1f}"
+def fit(label, src, tgt, split, act, adapt, seed, args) -> dict:
+    name, kw = ACTS[act]
+    r = train_dann(
+        src, tgt, act=name, act_kwargs=kw, adapt=adapt, split=split, epochs=args.epochs, seed=seed
+    )
+    return dict(
+        pair=label,
+        act=act,
+        adapt=adapt,
+        seed=seed,
+        status=r.status,
+        best_epoch=r.best_epoch,
+        source_val=r.source_val,
+        source_test=r.source_test,
+        target=r.target,
+        domain_acc=r.domain_acc,
+        share=r.share["first"],
+        inactive=r.share["inactive"][0],
+        share_mean=r.share_mean,
+    )
 
 
 def summary(rows) -> None:
