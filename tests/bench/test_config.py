@@ -57,6 +57,15 @@ def test_presets_load():
     assert len(planetoid.seeds) == 10
 
 
+def test_research_presets_run_at_least_five_seeds_or_splits_per_cell():
+    """The paired tests and intervals of the report need repetitions: every research preset
+    repeats each cell >= 5 times (seeds x splits); quick (3) and the task presets are not
+    research presets."""
+    for name in ("planetoid", "heterophily", "ogb", "label-rate", "gcnii", "dropedge-table"):
+        cfg = load_config(name)
+        assert len(cfg.seeds) * len(cfg.splits) >= 5, name
+
+
 @pytest.mark.parametrize(
     ("data", "match"),
     [
