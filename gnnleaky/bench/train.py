@@ -52,6 +52,7 @@ __all__ = [
     "build_model",
     "default_max_group",
     "stack_reason",
+    "stage_records",
     "train_group",
     "train_run",
 ]
@@ -238,18 +239,34 @@ def default_max_group(cfg: RunConfig, num_nodes: int) -> int:
     return max(1, GROUP_MEMORY_BUDGET // max(per_model, 1))
 
 
-def _records(
-    module: torch.nn.Module, task: NodeClassification, cfg: RunConfig, when: str, cache: Any
+def stage_records(
+    module: torch.nn.Module,
+    x: torch.Tensor,
+    edge_index: torch.Tensor,
+    cfg: RunConfig,
+    when: str,
+    cache: Any,
 ) -> list[list[dict[str, Any]]]:
-    """Per model of ``module`` (one, or a stack's K), its per-layer records."""
+    """The per-layer records a run stores at one stage of training (``when``: ``"init"`` or
+    ``"best"``): :func:`gnnleaky.spectral.layer_records` of ``cfg.metrics`` on the
+    symmetrized graph, each record tagged with ``when``; one list per model of ``module``
+    (one, or a stack's K), empty lists when the run records no metrics.
+
+    Example:
+        >>> from gnnleaky.nn import GCN
+        >>> edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+        >>> cfg = RunConfig(num_layers=2, metrics=("norm",))
+        >>> model, x = GCN(4, 8, 2, 2), torch.randn(3, 4)
+        >>> [recs] = stage_records(model, x, edge_index, cfg, "init", None)
+        >>> len(recs), {r["when"] for r in recs}
+        (4, {'init'})
+    """
     from gnnleaky.spectral import layer_records
 
     k = module.num_models if isinstance(module, StackedGNN) else 1
     if not cfg.metrics:
         return [[] for _ in range(k)]
-    recs = layer_records(
-        module, task.x, task.edge_index, list(cfg.metrics), symmetrize=True, cache=cache
-    )
+    recs = layer_records(module, x, edge_index, list(cfg.metrics), symmetrize=True, cache=cache)
     return [[{**r, "when": when} for r in model_recs] for model_recs in recs]
 
 
@@ -264,7 +281,11 @@ def _results(
 ) -> list[RunResult]:
     stacked = isinstance(module, StackedGNN)
     has_best = [r.best_epoch > 0 for r in records]
-    best = _records(module, task, cfgs[0], "best", cache) if any(has_best) else None
+    best = (
+        stage_records(module, task.x, task.edge_index, cfgs[0], "best", cache)
+        if any(has_best)
+        else None
+    )
     out = []
     for i, (cfg, rec) in enumerate(zip(cfgs, records)):
         per_model = module.model_slopes(i) if stacked else slopes(module)
@@ -314,7 +335,7 @@ def _fit(
 
     cfg0 = cfgs[0]
     start = time.perf_counter()
-    init = _records(module, task, cfg0, "init", cache)
+    init = stage_records(module, task.x, task.edge_index, cfg0, "init", cache)
     fit_start = time.perf_counter()
     with torch.random.fork_rng(devices=[]), compile_timer() as compiled:
         torch.manual_seed(int(cfg0.seed))

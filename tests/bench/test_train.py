@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from gnnleaky.bench.config import RunConfig
-from gnnleaky.bench.train import RunResult, default_max_group, train_group, train_run
+from gnnleaky.bench.train import (
+    RunResult,
+    default_max_group,
+    stage_records,
+    train_group,
+    train_run,
+)
 from gnnleaky.datasets import load
 from tests.conftest import load_or_skip
 
@@ -150,6 +156,28 @@ def test_layer_records_and_slopes(data):
     assert res[1].slopes["acts.0"] == pytest.approx([0.1])
     assert len(res[3].slopes["acts.1"]) == 16
     assert all(0.0 <= v <= 1.0 for v in res[3].slopes["acts.1"])
+
+
+def test_stage_records_tag_layer_records_per_model(data):
+    """The records a run stores at a stage are layer_records' values, tagged with the
+    stage; one list per model of a stack; none without metrics."""
+    from gnnleaky.engine import StackedGNN
+    from gnnleaky.nn import GCN
+    from gnnleaky.spectral import layer_records
+
+    cfg = RunConfig(num_layers=2, metrics=("dirichlet", "norm"))
+    torch.manual_seed(0)
+    models = [GCN(data.num_features, 8, 2, 3) for _ in range(2)]
+    for model in models:
+        [got] = stage_records(model, data.x, data.edge_index, cfg, "best", None)
+        [want] = layer_records(model, data.x, data.edge_index, ["dirichlet", "norm"])
+        assert got == [{**r, "when": "best"} for r in want]
+        assert len(got) == 2 * 2 * 2  # layers x stages x metrics
+    stack = StackedGNN.from_models(models)
+    per_model = stage_records(stack, data.x, data.edge_index, cfg, "init", None)
+    assert len(per_model) == 2 and all(r["when"] == "init" for recs in per_model for r in recs)
+    none = RunConfig(num_layers=2, metrics=())
+    assert stage_records(stack, data.x, data.edge_index, none, "init", None) == [[], []]
 
 
 def test_split_column_and_known_scores(data):

@@ -32,7 +32,7 @@ import torch
 
 from gnnleaky.bench.config import RunConfig
 from gnnleaky.bench.tasks import fit_result, task_params
-from gnnleaky.bench.train import build_model
+from gnnleaky.bench.train import build_model, stage_records
 from gnnleaky.tasks.contrastive import (
     GRACE,
     Contrastive,
@@ -64,8 +64,6 @@ def _shares(model: GRACE, task: Contrastive, p: dict, seed: int) -> dict[str, li
 
 def run(data: Any, cfg: RunConfig, *, cache: Any = None) -> Any:
     """Train and evaluate one contrastive run (see the module's description)."""
-    from gnnleaky.spectral import layer_records
-
     p = task_params(cfg.task, dict(cfg.task_params))
     start = time.perf_counter()
     task = Contrastive(
@@ -84,16 +82,7 @@ def run(data: Any, cfg: RunConfig, *, cache: Any = None) -> Any:
             encoder._act_spec.build(p["out_channels"]),
         )
 
-    def layers(when: str) -> list[dict[str, Any]]:
-        if not cfg.metrics:
-            return []
-        [recs] = layer_records(
-            model.encoder, task.x, task.edge_index, list(cfg.metrics), symmetrize=True,
-            cache=cache,
-        )  # fmt: skip
-        return [{**r, "when": when} for r in recs]
-
-    records = layers("init")
+    records = stage_records(model.encoder, task.x, task.edge_index, cfg, "init", cache)[0]
     init = _shares(model, task, p, cfg.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(cfg.seed))
@@ -110,7 +99,7 @@ def run(data: Any, cfg: RunConfig, *, cache: Any = None) -> Any:
     scalars: dict[str, float] = {}
     scores = {"train": nan, "val": nan, "test": nan}
     if rec.status == "ok":
-        records += layers("best")
+        records += stage_records(model.encoder, task.x, task.edge_index, cfg, "best", cache)[0]
         emb = task.embed(model)
         y = data.y.view(-1)
         train, test = random_split(emb.size(0), p["eval_train_ratio"], seed=cfg.seed)

@@ -19,23 +19,11 @@ import torch
 
 from gnnleaky.bench.config import RunConfig
 from gnnleaky.bench.tasks import fit_result, task_params
-from gnnleaky.bench.train import build_model
+from gnnleaky.bench.train import build_model, stage_records
 from gnnleaky.tasks.link_prediction import LinkPrediction
 from gnnleaky.train import fit
 
 __all__ = ["run"]
-
-
-def _layers(model: Any, data: Any, cfg: RunConfig, when: str, cache: Any) -> list[dict]:
-    from gnnleaky.spectral import layer_records
-
-    if not cfg.metrics:
-        return []
-    x = data.x if data.x.is_floating_point() else data.x.float()
-    [recs] = layer_records(
-        model, x, data.edge_index, list(cfg.metrics), symmetrize=True, cache=cache
-    )
-    return [{**r, "when": when} for r in recs]
 
 
 def run(data: Any, cfg: RunConfig, *, cache: Any = None) -> Any:
@@ -44,7 +32,8 @@ def run(data: Any, cfg: RunConfig, *, cache: Any = None) -> Any:
     start = time.perf_counter()
     task = LinkPrediction(data, val_ratio=p["val_ratio"], test_ratio=p["test_ratio"], seed=cfg.seed)
     model = build_model(cfg, task.x.size(1), p["out_channels"])
-    layers = _layers(model, data, cfg, "init", cache)
+    x = data.x if data.x.is_floating_point() else data.x.float()
+    [layers] = stage_records(model, x, data.edge_index, cfg, "init", cache)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(cfg.seed))
         [rec] = fit(
@@ -56,7 +45,7 @@ def run(data: Any, cfg: RunConfig, *, cache: Any = None) -> Any:
             weight_decay=cfg.weight_decay,
         )
     if rec.best_epoch > 0:
-        layers += _layers(model, data, cfg, "best", cache)
+        layers += stage_records(model, x, data.edge_index, cfg, "best", cache)[0]
     nan = float("nan")
     scalars = {
         "test_auc": rec.scores.get("test", nan),
