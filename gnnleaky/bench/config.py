@@ -673,7 +673,7 @@ class SweepConfig:
         self._check_task()
 
     def _check_task(self) -> None:
-        from gnnleaky.bench.tasks import check_task, runner, task_params
+        from gnnleaky.bench.tasks import check_fixed, check_task, runner, task_params
 
         params = self.task_params
         if params is None:
@@ -690,6 +690,13 @@ class SweepConfig:
                     _dataset_entry(dict(e) if isinstance(e, tuple) else e)[0] for e in self.datasets
                 ]
                 spec.check_datasets(names, task_params(self.task, normal))
+            check_fixed(
+                self.task, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+            )
+            for entry in self.datasets:
+                entry = dict(entry) if isinstance(entry, tuple) else entry
+                label = _dataset_entry(entry)[2]
+                check_fixed(self.task, _dataset_settings(entry), f"datasets[{label}].settings.")
         except ValueError as err:
             raise ConfigError(str(err)) from None
         object.__setattr__(self, "task_params", _freeze(normal))

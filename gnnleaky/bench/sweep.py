@@ -29,7 +29,7 @@ import torch
 
 from gnnleaky.bench.config import RunConfig, SweepConfig, check_splits, load_params
 from gnnleaky.bench.store import ResultsStore, check_writable
-from gnnleaky.bench.tasks import DEFAULT_TASK
+from gnnleaky.bench.tasks import DEFAULT_TASK, check_fixed
 
 __all__ = [
     "BACKENDS",
@@ -538,6 +538,7 @@ def run_sweep(
                 "backends name the factory in the config: model: 'package.module:factory'"
             )
         label = f"{getattr(model_fn, '__module__', '?')}:{getattr(model_fn, '__qualname__', '?')}"
+        check_fixed(config.task, {"model": label})  # a task that builds its own model refuses it
         config = config.replace(model=None)
         runs = [dataclasses.replace(r, model=label) for r in config.expand()]
     else:

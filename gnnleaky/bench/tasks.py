@@ -29,7 +29,9 @@ Adding a task runner
    defaults (a parameter's type is its default's type), a ``check`` that raises
    ``ValueError`` for values out of range, the run function as ``"module:function"``
    (imported when the first run starts), the metric of its scores and the claims the
-   report draws (``figures``: scalar name -> axis label).
+   report draws (``figures``: scalar name -> axis label), and in ``fixed`` every sweep
+   setting the runner does not read with the value its runs have (a sweep that sets
+   another is refused by :func:`check_fixed`).
 4. A preset ``gnnleaky/bench/presets/<task>.yaml`` and tests of known answers.
 
 A task that is not in :data:`TASKS` cannot be named in a sweep.
@@ -43,7 +45,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TASKS", "TaskRunner", "check_task", "fit_result", "result", "runner", "task_params"]
+__all__ = [
+    "TASKS",
+    "TaskRunner",
+    "check_fixed",
+    "check_task",
+    "fit_result",
+    "result",
+    "runner",
+    "task_params",
+]
 
 DEFAULT_TASK = "node_classification"
 
@@ -66,6 +77,10 @@ class TaskRunner:
         check_datasets (callable, optional): ``check_datasets(names, params)`` raises
             ``ValueError`` when the sweep's dataset names do not suit the parameters
             (e.g. a domain pair whose feature widths or classes differ).
+        fixed (dict): Sweep setting -> the one value this task's runs have, for the
+            settings its runner does not read (e.g. ``norms`` where the task builds its own
+            model): a sweep that sets another value is refused rather than run without it
+            (:func:`check_fixed`).
     """
 
     name: str
@@ -76,6 +91,7 @@ class TaskRunner:
     figures: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     check_datasets: Callable[[list[str], dict[str, Any]], None] | None = None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def runner(self) -> Callable[..., Any]:
         """The run function (imported now)."""
@@ -153,6 +169,20 @@ def _check_continual(p: dict[str, Any]) -> None:
 
 
 #: The tasks a sweep can run: ``task:`` value -> :class:`TaskRunner`.
+#: Settings of the run's model and optimizer that a runner building its own model (with the
+#: run's depth, width, activation, dropout and conv only) does not read.
+_NO_GROUPS: dict[str, Any] = {"weight_decay_groups": None}
+_OWN_MODEL: dict[str, Any] = {
+    "norms": ("none",),
+    "residual": (False,),
+    "jk": ("none",),
+    "dropedge": (0.0,),
+    "init": "pyg",
+    "model": None,
+    "metrics": (),
+    **_NO_GROUPS,
+}
+
 TASKS: dict[str, TaskRunner] = {
     "node_classification": TaskRunner(
         name="node_classification",
@@ -166,6 +196,14 @@ TASKS: dict[str, TaskRunner] = {
         metric="roc_auc",
         params={"val_ratio": 0.05, "test_ratio": 0.1, "out_channels": 16},
         check=_check_link_prediction,
+        # its own edge split, drawn under the seed: the node splits are not read
+        fixed={
+            "selection": "val",
+            "dropedge": (0.0,),
+            "splits": (0,),
+            "train_per_class": (None,),
+            **_NO_GROUPS,
+        },
         figures={
             "test_auc": "test ROC-AUC",
             "test_ap": "test average precision",
@@ -188,6 +226,8 @@ TASKS: dict[str, TaskRunner] = {
             "eval_train_ratio": 0.1,
         },
         check=_check_contrastive,
+        # all epochs, the last kept (as GRACE); views drop edges by drop_edge_1/2
+        fixed={"patience": None, "selection": "val", "dropedge": (0.0,), **_NO_GROUPS},
         figures={
             "hard_grad_share_first": "hard-negative gradient share, layer 1",
             "acc_random": "probe accuracy, random 10%/90%",
@@ -208,6 +248,7 @@ TASKS: dict[str, TaskRunner] = {
             "share_every": 10,
         },
         check=_check_domain_adversarial,
+        fixed={**_OWN_MODEL, "selection": "val", "train_per_class": (None,)},
         check_datasets=_pairs_domain_adversarial,
         figures={
             "target_dann": "target accuracy, DANN",
@@ -230,6 +271,14 @@ TASKS: dict[str, TaskRunner] = {
             "tol": 0.01,
         },
         check=_check_continual,
+        # its own split of the classes into tasks, drawn under the seed; every epoch per task
+        fixed={
+            **_OWN_MODEL,
+            "patience": None,
+            "selection": "val",
+            "splits": (0,),
+            "train_per_class": (None,),
+        },
         figures={
             "ap": "average performance AP (CGLB)",
             "af": "average forgetting AF (CGLB, negative = forgotten)",
@@ -298,6 +347,27 @@ def task_params(task: str, params: Mapping[str, Any] | None = None) -> dict[str,
         except ValueError as err:
             raise ValueError(f"task_params of task {task!r}: {err}") from None
     return out
+
+
+def check_fixed(task: str, settings: Mapping[str, Any], where: str = "") -> None:
+    """Raises ``ValueError`` when ``settings`` (sweep setting -> value; ``where`` prefixes
+    the names, e.g. a dataset entry's ``settings``) give a setting that ``task``'s runner
+    does not read a value other than the one its runs have (:attr:`TaskRunner.fixed`).
+
+    Example:
+        >>> check_fixed("link_prediction", {"dropedge": (0.0,), "norms": ("batch_norm",)})
+        >>> try:
+        ...     check_fixed("continual", {"norms": ("batch_norm",)})
+        ... except ValueError as err:
+        ...     print(err)
+        norms: task 'continual' does not read it (its runs have ('none',)); got ('batch_norm',)
+    """
+    for name, value in runner(task).fixed.items():
+        if name in settings and settings[name] != value:
+            raise ValueError(
+                f"{where}{name}: task {task!r} does not read it (its runs have {value!r}); "
+                f"got {settings[name]!r}"
+            )
 
 
 def check_task(task: Any, params: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import math
 import sqlite3
 
 import pytest
+import torch
 
 from gnnleaky.bench.config import ConfigError, RunConfig, SweepConfig, load_config
 from gnnleaky.bench.report import make_report, scalar_table
@@ -160,6 +161,7 @@ def test_contrastive_sweep_stores_accuracies_and_gradient_shares(tmp_path):
         epochs=3,
         hidden_channels=8,
         metrics=[],
+        patience=None,
         task_params={"out_channels": 4, "proj_channels": 4, "hard_negatives": 3},
     )
     path = tmp_path / "c.sqlite"
@@ -175,6 +177,51 @@ def test_contrastive_sweep_stores_accuracies_and_gradient_shares(tmp_path):
     assert (runs.loc[got.index, "test_score"] == got.acc_random).all()
     names = {p.name for p in make_report(path, tmp_path / "rep")}
     assert "contrastive_hard_grad_share_first_csbm_gcn.png" in names
+
+
+OTHER_VALUES = {
+    "norms": ["batch_norm"],
+    "residual": [True],
+    "jk": ["max"],
+    "dropedge": [0.3],
+    "init": "fan_out_uniform",
+    "model": "tests.bench.test_tasks:_factory",
+    "metrics": ["dirichlet"],
+    "weight_decay_groups": {"convs": 0.01},
+    "selection": "val_loss",
+    "patience": 7,
+    "splits": [0, 1],
+    "train_per_class": [5],
+}
+
+
+def _factory(cfg, in_channels, out_channels):
+    return torch.nn.Linear(in_channels, out_channels)
+
+
+@pytest.mark.parametrize("task", [t for t in TASKS if TASKS[t].fixed])
+def test_a_setting_the_task_does_not_read_is_refused_not_ignored(task):
+    """Every setting a task's runner does not read (TaskRunner.fixed) is refused with
+    another value, at the sweep's level and in a dataset's settings, naming the key and
+    the task; the value its runs have is accepted."""
+    from gnnleaky.bench.config import DATASET_SETTINGS
+
+    base = dict(task=task, **TASKS[task].fixed)
+    _cfg(**base)  # the fixed values themselves pass
+    for name in TASKS[task].fixed:
+        with pytest.raises(ConfigError, match=rf"^{name}: task '{task}' does not read it"):
+            _cfg(**{**base, name: OTHER_VALUES[name]})
+        if name in DATASET_SETTINGS:
+            entry = {"name": "csbm", "params": CSBM, "settings": {name: OTHER_VALUES[name]}}
+            with pytest.raises(ConfigError, match=rf"datasets\[csbm\]\.settings\.{name}: task"):
+                _cfg(**{**base, "datasets": [entry]})
+
+
+def test_model_fn_is_refused_by_a_task_that_builds_its_own_model(tmp_path):
+    cfg = _cfg(task="continual", **TASKS["continual"].fixed)
+    with pytest.raises(ValueError, match="model: task 'continual' does not read it"):
+        run_sweep(cfg, tmp_path / "s.sqlite", model_fn=_factory)
+    assert not (tmp_path / "s.sqlite").exists()
 
 
 def test_runs_of_other_tasks_are_planned_one_by_one():
