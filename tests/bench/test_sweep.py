@@ -213,8 +213,8 @@ def test_split_groups_refuses_bad_parts(parts, tiny_yaml):
 def test_quick_preset_shows_relu_collapsing_first(tmp_path):
     """The demo's message, on the preset itself: on the homophilous graph at 10 layers ReLU
     has stopped training while Leaky ReLU 0.5 still trains (docs/performance.md, "The first
-    run": all of seeds 0-4 at chance for ReLU, at 97% for Leaky 0.5). Asserted on the mean
-    paired difference, so that one seed flipping on another CPU's rounding does not fail it."""
+    run", has the measured scan). Asserted on the mean paired difference, so that one seed
+    flipping on another CPU's rounding does not fail it."""
     quick = load_config("quick")
     assert 10 in quick.depths and 0.5 in quick.alphas
     homophilous = [d for d in quick.to_dict()["datasets"] if d["label"] == "csbm-homophilous"]
